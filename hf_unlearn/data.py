@@ -1,0 +1,431 @@
+"""From a dataset and a forget specification to cached tensors.
+
+Images are decoded and run through the model's own image processor once
+(resize / crop only), stored as ``uint8`` and normalised on the fly, so epochs
+never re-decode JPEGs and a 50k-image CIFAR-10 split costs 150 MB, not 600 MB.
+The forget, retain and test sets are index views of those tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import DataSource, ForgetSpec
+from .errors import UnlearnError
+
+IMAGE_COLUMN_NAMES = ("image", "img", "images", "pixel_values", "picture", "photo")
+LABEL_COLUMN_NAMES = ("label", "labels", "fine_label", "class", "target", "category", "coarse_label")
+
+
+# ---------------------------------------------------------------- columns
+
+
+def detect_columns(ds: Any, image_column: str | None, label_column: str | None) -> tuple[str, str]:
+    """Find the image and label columns, or check the ones the user named."""
+    from datasets import ClassLabel, Image
+
+    names = list(ds.column_names)
+    feats = ds.features
+    if image_column is not None:
+        if image_column not in names:
+            raise UnlearnError(f"image column '{image_column}' not in the dataset; its columns are: {', '.join(names)}")
+        img = image_column
+    else:
+        typed = [c for c in names if isinstance(feats[c], Image)]
+        named = [c for c in names if c.lower() in IMAGE_COLUMN_NAMES]
+        if not typed and not named:
+            raise UnlearnError(
+                f"the dataset has no image column (columns: {', '.join(names)}): "
+                "pass --image-column if one holds images"
+            )
+        img = (typed or named)[0]
+    if label_column is not None:
+        if label_column not in names:
+            raise UnlearnError(f"label column '{label_column}' not in the dataset; its columns are: {', '.join(names)}")
+        lbl = label_column
+    else:
+        typed = [c for c in names if isinstance(feats[c], ClassLabel) and c != img]
+        named = [c for n in LABEL_COLUMN_NAMES for c in names if c.lower() == n and c != img]
+        if not typed and not named:
+            raise UnlearnError(
+                f"no label column found (columns: {', '.join(names)}): pass --label-column"
+            )
+        lbl = (typed or named)[0]
+    return img, lbl
+
+
+def class_names_and_labels(ds: Any, label_column: str) -> tuple[list[str], np.ndarray]:
+    """Class names (from a ``ClassLabel`` when there is one) and integer labels."""
+    from datasets import ClassLabel
+
+    feat = ds.features[label_column]
+    raw = ds[label_column]
+    if any(v is None for v in raw):
+        raise UnlearnError(f"label column '{label_column}' has missing values: drop or fill those rows first")
+    if isinstance(feat, ClassLabel):
+        return list(feat.names), np.asarray(raw, dtype=np.int64)
+    if all(isinstance(v, (int, np.integer)) for v in raw):
+        labels = np.asarray(raw, dtype=np.int64)
+        if labels.min() < 0:
+            raise UnlearnError(f"label column '{label_column}' has negative labels: labels must be 0..C-1")
+        return [str(i) for i in range(int(labels.max()) + 1)], labels
+    if all(isinstance(v, str) for v in raw):
+        names = sorted(set(raw))
+        index = {n: i for i, n in enumerate(names)}
+        return names, np.asarray([index[v] for v in raw], dtype=np.int64)
+    raise UnlearnError(f"label column '{label_column}' must hold integers or strings")
+
+
+def labels_in(ds: Any, label_column: str, class_names: list[str]) -> np.ndarray:
+    """Labels of another split in the training split's id space."""
+    names, labels = class_names_and_labels(ds, label_column)
+    if names == class_names:
+        return labels
+    index = {n: i for i, n in enumerate(class_names)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise UnlearnError(f"the test split has classes the training split lacks: {', '.join(unknown[:5])}")
+    return np.asarray([index[names[i]] for i in labels], dtype=np.int64)
+
+
+def check_model_labels(model_config: Any, class_names: list[str]) -> None:
+    """The model's head must predict the dataset's classes, in the same order."""
+    n_model = int(model_config.num_labels)
+    if n_model != len(class_names):
+        raise UnlearnError(
+            f"the model predicts {n_model} classes but the dataset has {len(class_names)}: "
+            "choose the matching model, or pass --reinit-head to train a new head"
+        )
+    id2label = {int(k): str(v) for k, v in (model_config.id2label or {}).items()}
+    generic = all(v == f"LABEL_{k}" for k, v in id2label.items())
+    if id2label and not generic:
+        model_names = [id2label.get(i, "") for i in range(n_model)]
+        if [n.lower() for n in model_names] != [n.lower() for n in class_names]:
+            raise UnlearnError(
+                f"the model's labels ({', '.join(model_names[:4])}, ...) differ from the dataset's "
+                f"({', '.join(class_names[:4])}, ...): choose the matching model, or pass --reinit-head"
+            )
+
+
+# ---------------------------------------------------------------- forget selection
+
+
+def resolve_classes(classes: tuple[str | int, ...], class_names: list[str]) -> list[int]:
+    """Class names or ids to ids; an unknown class names the valid ones."""
+    by_name = {n: i for i, n in enumerate(class_names)}
+    by_lower = {n.lower(): i for i, n in enumerate(class_names)}
+    ids: list[int] = []
+    for c in classes:
+        if isinstance(c, str) and c in by_name:
+            ids.append(by_name[c])
+        elif isinstance(c, str) and c.lower() in by_lower:
+            ids.append(by_lower[c.lower()])
+        elif isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.strip().lstrip("-").isdigit()):
+            i = int(c)
+            if not 0 <= i < len(class_names):
+                raise UnlearnError(
+                    f"class id {i} is out of range: valid ids are 0..{len(class_names) - 1} "
+                    f"({', '.join(class_names)})"
+                )
+            ids.append(i)
+        else:
+            raise UnlearnError(f"class '{c}' is not in the label set; valid classes: {', '.join(class_names)}")
+    return sorted(set(ids))
+
+
+def select_forget(ds: Any, spec: ForgetSpec, labels: np.ndarray, class_names: list[str]) -> np.ndarray:
+    """Sorted training-row indices of the forget set ``D_f``; checks it is a proper subset."""
+    n = len(labels)
+    rng = np.random.default_rng(spec.seed)
+    if spec.kind == "class":
+        ids = resolve_classes(spec.classes, class_names)
+        forget = np.flatnonzero(np.isin(labels, ids))
+    elif spec.kind == "random":
+        k = spec.count if spec.count is not None else int(round(spec.fraction * n))
+        if k >= n:
+            raise UnlearnError(f"the forget set would be the whole training split ({k} of {n} rows): forget fewer")
+        if spec.stratified:
+            parts = []
+            for c in np.unique(labels):
+                rows = np.flatnonzero(labels == c)
+                take = int(round(k * len(rows) / n))
+                parts.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
+            forget = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+        else:
+            forget = rng.choice(n, size=k, replace=False)
+    elif spec.kind == "indices":
+        idx = np.asarray(spec.indices, dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= n)]
+        if len(bad):
+            raise UnlearnError(f"forget index {int(bad[0])} is out of range: the training split has rows 0..{n - 1}")
+        uniq, counts = np.unique(idx, return_counts=True)
+        if (counts > 1).any():
+            raise UnlearnError(f"forget index {int(uniq[counts > 1][0])} is listed twice: list each row once")
+        forget = uniq
+    else:
+        forget = _filter_rows(ds, spec.filter_column, spec.filter_value)
+    forget = np.sort(forget.astype(np.int64))
+    if len(forget) == 0:
+        raise UnlearnError(
+            f"the forget set is empty ({spec.describe()} selects no training row): check the specification")
+    if len(forget) >= n:
+        raise UnlearnError(
+            f"the forget set is the whole training split ({spec.describe()}): nothing would be retained; forget less"
+        )
+    return forget
+
+
+def _filter_rows(ds: Any, column: str, value: Any) -> np.ndarray:
+    from datasets import ClassLabel
+
+    if column not in ds.column_names:
+        raise UnlearnError(
+            f"filter column '{column}' not in the dataset; its columns are: {', '.join(ds.column_names)}")
+    feat = ds.features[column]
+    values = ds[column]
+    if isinstance(feat, ClassLabel) and isinstance(value, str) and not value.isdigit():
+        if value not in feat.names:
+            raise UnlearnError(f"'{value}' is not a value of '{column}'; valid: {', '.join(feat.names)}")
+        value = feat.str2int(value)
+    target = str(value)
+    return np.asarray([i for i, v in enumerate(values) if str(v) == target], dtype=np.int64)
+
+
+# ---------------------------------------------------------------- tensors
+
+
+class PixelNormalizer:
+    """The processor's rescale + normalise, applied to cached uint8 batches on any device."""
+
+    def __init__(self, rescale: float | None, mean: list[float] | None, std: list[float] | None) -> None:
+        self.rescale = rescale
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._on: dict[torch.device, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.rescale is not None:
+            x = x * self.rescale
+        if self.mean is not None:
+            if x.device not in self._on:
+                self._on[x.device] = (self.mean.to(x.device), self.std.to(x.device))
+            mean, std = self._on[x.device]
+            x = (x - mean) / std
+        return x
+
+    @classmethod
+    def identity(cls) -> PixelNormalizer:
+        return cls(None, None, None)
+
+    @classmethod
+    def from_processor(cls, processor: Any) -> PixelNormalizer:
+        rescale = float(processor.rescale_factor) if getattr(processor, "do_rescale", False) else None
+        if getattr(processor, "do_normalize", False):
+            mean, std = list(processor.image_mean), list(processor.image_std)
+        else:
+            mean = std = None
+        return cls(rescale, mean, std)
+
+
+def _to_image(v: Any, mode: str) -> Any:
+    from PIL import Image
+
+    if isinstance(v, dict) and ("bytes" in v or "path" in v):
+        import io
+
+        v = Image.open(io.BytesIO(v["bytes"])) if v.get("bytes") else Image.open(v["path"])
+    if isinstance(v, np.ndarray):
+        v = Image.fromarray(v)
+    if not hasattr(v, "convert"):
+        raise UnlearnError(f"a value of the image column is not an image ({type(v).__name__})")
+    return v.convert(mode)
+
+
+def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
+                  cache_dir: Path | None = None, batch_size: int = 256) -> tuple[torch.Tensor, PixelNormalizer]:
+    """Decode and resize every image once; returns (N, C, H, W) uint8 and its normaliser.
+
+    The processor is called with rescale and normalise switched off so that
+    the cache stays uint8; a processor that cannot do that gets a float cache
+    with its full preprocessing applied (identity normaliser).
+    """
+    key = _cache_key(ds, image_column, processor, num_channels)
+    path = cache_dir / f"{key}.pt" if cache_dir is not None else None
+    if path is not None and path.exists():
+        blob = torch.load(path, weights_only=False)
+        return blob["pixels"], blob["normalizer"]
+    mode = "L" if num_channels == 1 else "RGB"
+    chunks: list[torch.Tensor] = []
+    raw_uint8 = True
+    for start in range(0, len(ds), batch_size):
+        rows = ds[start:start + batch_size][image_column]
+        images = [_to_image(v, mode) for v in rows]
+        if raw_uint8:
+            try:
+                px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
+                if px.dtype != torch.uint8:
+                    px = px.round().clamp(0, 255).to(torch.uint8)
+                chunks.append(px)
+                continue
+            except (TypeError, ValueError):
+                if chunks:
+                    raise
+                raw_uint8 = False
+        chunks.append(processor(images, return_tensors="pt")["pixel_values"].float())
+    pixels = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
+    normalizer = PixelNormalizer.from_processor(processor) if raw_uint8 else PixelNormalizer.identity()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"pixels": pixels, "normalizer": normalizer}, tmp)
+        tmp.replace(path)
+    return pixels, normalizer
+
+
+def _cache_key(ds: Any, image_column: str, processor: Any, num_channels: int) -> str:
+    fingerprint = getattr(ds, "_fingerprint", None) or str(len(ds))
+    proc = processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor)
+    blob = json.dumps([fingerprint, image_column, proc, num_channels, 1], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+# ---------------------------------------------------------------- the splits a method sees
+
+
+@dataclass
+class Split:
+    """Images (uint8 or float, N×C×H×W) and int64 labels of one set."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, idx: np.ndarray | torch.Tensor) -> Split:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Split(self.images[idx], self.labels[idx])
+
+
+@dataclass
+class UnlearnData:
+    """Everything a method and the metrics need, as tensors; no Hub, no UI.
+
+    ``retain_train`` is what methods train on (a subsample when
+    ``retain_fraction`` < 1); ``retain`` is the whole ``D_r`` for RA and MIA.
+    ``test`` follows the reference's rule (remaining classes for class-wise
+    forgetting); ``test_forget`` holds the forgotten classes' test rows.
+    """
+
+    forget: Split
+    retain: Split
+    retain_train: Split
+    test: Split
+    test_all: Split
+    test_forget: Split | None
+    test_rows: np.ndarray
+    class_names: list[str]
+    forget_rows: np.ndarray
+    forget_class_ids: list[int]
+    normalizer: PixelNormalizer
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def train(self) -> Split:
+        """The whole training split ``D`` (forget first, then retain), for training originals."""
+        return Split(torch.cat([self.forget.images, self.retain.images]),
+                     torch.cat([self.forget.labels, self.retain.labels]))
+
+
+def forget_ids_digest(rows: np.ndarray) -> str:
+    """SHA-256 of the sorted forget row ids: identifies the request without revealing the data."""
+    text = ",".join(str(int(r)) for r in np.sort(rows))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, num_channels: int,
+               cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
+    """Splits, labels, forget selection and tensor caches for one run."""
+    if source.train_split not in dsd:
+        raise UnlearnError(
+            f"the dataset has no '{source.train_split}' split (it has: {', '.join(dsd.keys())}): pass --train-split"
+        )
+    test_split = source.test_split
+    if test_split is None:
+        test_split = next((s for s in ("test", "validation", "valid", "val") if s in dsd), None)
+        if test_split is None:
+            raise UnlearnError(
+                f"the dataset has no test split (it has: {', '.join(dsd.keys())}): pass --test-split"
+            )
+    elif test_split not in dsd:
+        raise UnlearnError(f"the dataset has no '{test_split}' split (it has: {', '.join(dsd.keys())})")
+    train_ds, test_ds = dsd[source.train_split], dsd[test_split]
+    if len(train_ds) < 2:
+        raise UnlearnError(f"the training split has {len(train_ds)} rows: unlearning needs at least two")
+    img_col, lbl_col = detect_columns(train_ds, source.image_column, source.label_column)
+    class_names, train_labels = class_names_and_labels(train_ds, lbl_col)
+    if img_col not in test_ds.column_names or lbl_col not in test_ds.column_names:
+        raise UnlearnError(f"the test split lacks the '{img_col}' or '{lbl_col}' column")
+    test_labels = labels_in(test_ds, lbl_col, class_names)
+    forget_rows = select_forget(train_ds, spec, train_labels, class_names)
+
+    train_px, normalizer = encode_images(train_ds, img_col, processor, num_channels, cache_dir)
+    test_px, _ = encode_images(test_ds, img_col, processor, num_channels, cache_dir)
+    train = Split(train_px, torch.from_numpy(train_labels))
+    test_all = Split(test_px, torch.from_numpy(test_labels))
+
+    retain_mask = np.ones(len(train_labels), dtype=bool)
+    retain_mask[forget_rows] = False
+    retain_rows = np.flatnonzero(retain_mask)
+    retain_train_rows = retain_rows
+    if spec.retain_fraction < 1.0:
+        rng = np.random.default_rng(spec.seed + 1)
+        k = max(1, int(round(spec.retain_fraction * len(retain_rows))))
+        retain_train_rows = np.sort(rng.choice(retain_rows, size=k, replace=False))
+
+    forget_class_ids: list[int] = []
+    test_forget = None
+    test_rows = np.arange(len(test_labels))
+    if spec.kind == "class":
+        forget_class_ids = resolve_classes(spec.classes, class_names)
+        in_forget = np.isin(test_labels, forget_class_ids)
+        test_rows = np.flatnonzero(~in_forget)
+        test_forget = test_all.subset(np.flatnonzero(in_forget)) if in_forget.any() else None
+    test = test_all.subset(test_rows)
+    data = UnlearnData(
+        forget=train.subset(forget_rows),
+        retain=train.subset(retain_rows),
+        retain_train=train.subset(retain_train_rows),
+        test=test,
+        test_all=test_all,
+        test_forget=test_forget,
+        test_rows=test_rows,
+        class_names=class_names,
+        forget_rows=forget_rows,
+        forget_class_ids=forget_class_ids,
+        normalizer=normalizer,
+    )
+    info = {
+        "image_column": img_col,
+        "label_column": lbl_col,
+        "train_split": source.train_split,
+        "test_split": test_split,
+        "n_train": len(train_labels),
+        "n_forget": len(forget_rows),
+        "n_retain": len(retain_rows),
+        "n_retain_train": len(retain_train_rows),
+        "n_test": len(test),
+        "n_test_forget": 0 if test_forget is None else len(test_forget),
+    }
+    return data, info

@@ -1,0 +1,124 @@
+"""The offline default: scikit-learn's bundled digits and a small ResNet trained on them.
+
+Nothing here touches the network. The digits (1,797 8×8 images) are written
+once as a Hub-style parquet dataset folder and a transformers ResNet is
+trained on them once; both are cached, so the demo and the app start quickly
+and exercise the same loading code as a Hub repo.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .hub import default_cache_dir
+
+DEMO_VERSION = 1
+DEMO_SEED = 0
+#: The recipe the demo model was trained with; Retrain must use the same one.
+DEMO_RECIPE: dict[str, Any] = {
+    "epochs": 12, "lr": 0.05, "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
+    "weight_decay": 5e-4, "lr_schedule": "cosine", "bn_policy": "train", "augment": "none",
+}
+DEMO_IMAGE_SIZE = 16
+
+
+def demo_dir(cache_dir: str | Path | None = None) -> Path:
+    return Path(cache_dir) if cache_dir else default_cache_dir() / f"demo-v{DEMO_VERSION}"
+
+
+def digits_dataset_folder(root: Path) -> Path:
+    """Write the digits as ``train``/``test`` parquet files with Image and ClassLabel features."""
+    folder = root / "digits"
+    if (folder / "data" / "test-00000-of-00001.parquet").exists():
+        return folder
+    import datasets
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
+    labels = digits.target.astype(np.int64)
+    idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=DEMO_SEED,
+                                           stratify=labels)
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    tmp = Path(tempfile.mkdtemp(prefix=".digits-", dir=root))
+    (tmp / "data").mkdir()
+    for split, idx in (("train", idx_train), ("test", idx_test)):
+        ds = datasets.Dataset.from_dict(
+            {"image": [Image.fromarray(images[i], mode="L") for i in idx], "label": labels[idx].tolist()},
+            features=features)
+        ds.to_parquet(str(tmp / "data" / f"{split}-00000-of-00001.parquet"))
+    (tmp / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
+        "  - split: test\n    path: data/test-*\n---\n# digits\n\nscikit-learn's 8x8 digits, 80/20 stratified split.\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) -> Path:
+    """Train (once) a small transformers ResNet on the digits' train split and save it."""
+    folder = root / "digits-resnet"
+    if (folder / "model.safetensors").exists():
+        return folder
+    import datasets
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    from .config import DataSource, ForgetSpec
+    from .data import build_data
+    from .engine import Engine
+    from .methods import MethodContext, get_method
+    from .methods.retrain import train_from_scratch
+
+    names = [str(i) for i in range(10)]
+    config = ResNetConfig(num_channels=1, embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
+                          layer_type="basic", downsample_in_first_stage=False, num_labels=10,
+                          id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    processor = ViTImageProcessor(size={"height": DEMO_IMAGE_SIZE, "width": DEMO_IMAGE_SIZE},
+                                  image_mean=[0.5], image_std=[0.5])
+    model = ResNetForImageClassification(config)
+    dsd = datasets.load_dataset(str(dataset_folder))
+    # Any valid forget spec will do: the original trains on the whole train split.
+    data, _ = build_data(dsd, DataSource(str(dataset_folder)), ForgetSpec(count=1), processor, 1,
+                         cache_dir=root / "tensors")
+    engine = Engine(progress=progress)
+    ctx = MethodContext(engine=engine, model=model, data=data, seed=DEMO_SEED)
+    settings = get_method("retrain").settings(DEMO_RECIPE)
+    trained = train_from_scratch(ctx, settings, split_name="train")
+    tmp = Path(tempfile.mkdtemp(prefix=".digits-resnet-", dir=root))
+    trained.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def ensure_demo_assets(cache_dir: str | Path | None = None, progress: Any = None) -> tuple[Path, Path]:
+    """(model folder, dataset folder) of the offline demo, built on first use."""
+    root = demo_dir(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    dataset = digits_dataset_folder(root)
+    model = demo_model_folder(root, dataset, progress)
+    return model, dataset
+
+
+def run_demo(cache_dir: str | Path | None = None, forget_class: str = "3", method: str = "ft",
+             print_fn: Any = print, **settings: Any) -> Any:
+    """Forget one digit with ``method``, retrain for reference, and print the metrics."""
+    from .api import unlearn
+
+    model_dir, data_dir = ensure_demo_assets(cache_dir)
+    root = demo_dir(cache_dir)
+    result = unlearn(str(model_dir), str(data_dir), forget=forget_class, method=method, reference="retrain",
+                     retrain_settings=DEMO_RECIPE, seed=DEMO_SEED, cache_dir=root / "tensors", **settings)
+    print_fn(result.report.summary())
+    return result

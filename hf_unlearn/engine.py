@@ -1,0 +1,291 @@
+"""The two loops every method shares: one to train, one to evaluate.
+
+Methods differ only in their loss, in which sets a step draws from and in an
+optional parameter mask; everything else (devices and mixed precision through
+``accelerate``, batching from the uint8 cache, augmentation, BatchNorm policy,
+gradient clipping, exact masking, progress and cancellation) lives here once.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import PixelNormalizer, Split
+from .errors import Cancelled, UnlearnError
+
+Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
+LossFn = Callable[[nn.Module, Batch, float], torch.Tensor]
+ProgressFn = Callable[[dict[str, Any]], None]
+ParamMask = dict[str, torch.Tensor]
+
+BN_POLICIES = ("freeze", "train")
+AUGMENTATIONS = ("none", "flip", "crop", "flip_crop")
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings common to every method (method settings extend these)."""
+
+    epochs: int = 5
+    lr: float = 0.01
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_schedule: str = "constant"
+    clip_grad: float = 0.0
+    bn_policy: str = "freeze"
+    augment: str = "none"
+
+    def check(self) -> None:
+        """Reject settings that would make the loop meaningless, with the fix in the message."""
+        if not isinstance(self.epochs, int) or self.epochs <= 0:
+            raise UnlearnError(f"epochs must be a positive integer, got {self.epochs}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise UnlearnError(f"lr must be a positive number, got {self.lr}")
+        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
+            raise UnlearnError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise UnlearnError(f"optimizer must be sgd or adamw, got '{self.optimizer}'")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UnlearnError(f"lr_schedule must be constant or cosine, got '{self.lr_schedule}'")
+        if self.bn_policy not in BN_POLICIES:
+            raise UnlearnError(f"bn_policy must be one of {', '.join(BN_POLICIES)}, got '{self.bn_policy}'")
+        if self.augment not in AUGMENTATIONS:
+            raise UnlearnError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got '{self.augment}'")
+        if self.weight_decay < 0 or self.momentum < 0 or self.clip_grad < 0:
+            raise UnlearnError("weight_decay, momentum and clip_grad must not be negative")
+
+
+def forward_logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Logits of a transformers (or timm-through-transformers) image classifier."""
+    return model(pixel_values=pixel_values).logits
+
+
+def set_bn_policy(model: nn.Module, policy: str) -> None:
+    """Train mode, except BatchNorm layers in eval mode under ``freeze``.
+
+    Forget-only batches in train mode would pull the running statistics toward
+    the forget data; freezing them is the reference's default.
+    """
+    model.train()
+    if policy == "freeze":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding of 1/8 the side) and horizontal flip, on the batch's device."""
+    if kind == "none":
+        return x
+    b, _, h, w = x.shape
+    dev = x.device
+    if "crop" in kind:
+        pad = max(1, h // 8)
+        xp = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+        rows = (torch.arange(h, device=dev)[None, :] + dy[:, None])[:, :, None]
+        cols = (torch.arange(w, device=dev)[None, :] + dx[:, None])[:, None, :]
+        x = xp[torch.arange(b, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if "flip" in kind:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x.contiguous()
+
+
+class Engine:
+    """Device, precision, progress and cancellation for one run.
+
+    ``accelerate`` keeps one process-wide state, so an engine asking for a
+    different mixed precision than the last one resets that state first.
+    """
+
+    _precision: str | None = None
+
+    def __init__(self, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
+                 progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> None:
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+
+        key = f"{mixed_precision}/{cpu}"
+        if Engine._precision is not None and Engine._precision != key:
+            AcceleratorState._reset_state(True)
+        self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+        Engine._precision = key
+        self.device = self.accelerator.device
+        self.eval_batch_size = eval_batch_size
+        self.progress = progress
+        self.cancel = cancel
+
+    # ------------------------------------------------------------ helpers
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+
+    def emit(self, **event: Any) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    def _on_device(self, split: Split) -> Split:
+        return Split(split.images.to(self.device, non_blocking=True), split.labels.to(self.device))
+
+    def batches(self, split: Split, batch_size: int, normalizer: PixelNormalizer, *, shuffle: bool,
+                generator: torch.Generator | None = None,
+                augment: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised (and optionally augmented) batches of a split, on the engine's device."""
+        n = len(split)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = order.to(split.images.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            x = normalizer(split.images[idx])
+            if augment != "none":
+                x = augment_batch(x, augment, generator)
+            yield x, split.labels[idx]
+
+    def _cycle(self, split: Split, batch_size: int, normalizer: PixelNormalizer, generator: torch.Generator,
+               augment: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield from self.batches(split, batch_size, normalizer, shuffle=True, generator=generator, augment=augment)
+
+    def make_optimizer(self, params: list[nn.Parameter], settings: TrainSettings) -> torch.optim.Optimizer:
+        if settings.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+
+    # ------------------------------------------------------------ training
+
+    def train(self, model: nn.Module, loss_fn: LossFn, settings: TrainSettings, normalizer: PixelNormalizer, *,
+              primary: tuple[str, Split], secondary: dict[str, Split] | None = None,
+              mask: ParamMask | None = None, seed: int = 0, phase: str = "train",
+              optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+        """Run ``settings.epochs`` passes over the primary set; returns the mean loss per epoch.
+
+        Each step draws one batch from the primary set and one from each
+        secondary set (cycled, reshuffled), so e.g. RL's epoch is a pass over
+        ``D_f`` paired with retain batches. With a ``mask`` (parameter name →
+        bool tensor, True = may change), gradients outside the mask are zeroed
+        and, after every optimizer step, the weights outside it are copied back
+        from their original values: weight decay and momentum cannot leak.
+        """
+        settings.check()
+        if len(primary[1]) == 0:
+            raise UnlearnError(f"the {primary[0]} set is empty: nothing to train on")
+        model.to(self.device)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if mask is not None:
+            unknown = set(mask) - {n for n, _ in named}
+            if unknown:
+                raise ValueError(f"mask names parameters the model lacks: {sorted(unknown)[:3]}")
+            named = [(n, p) for n, p in named if n not in mask or bool(mask[n].any())]
+            mask = {n: m.to(self.device) for n, m in mask.items()}
+        frozen = {n: p.detach().clone() for n, p in named if mask is not None and n in mask}
+        params = [p for _, p in named]
+        opt = optimizer or self.make_optimizer(params, settings)
+        opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
+        gen = torch.Generator().manual_seed(seed)
+        prim_name, prim_split = primary[0], self._on_device(primary[1])
+        steps_per_epoch = math.ceil(len(prim_split) / settings.batch_size)
+        total = steps_per_epoch * settings.epochs
+        sched = None
+        if settings.lr_schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt.optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        others = {name: self._cycle(self._on_device(split), settings.batch_size, normalizer, gen, settings.augment)
+                  for name, split in (secondary or {}).items() if len(split)}
+        epoch_losses: list[float] = []
+        step = 0
+        t0 = time.perf_counter()
+        try:
+            for epoch in range(settings.epochs):
+                set_bn_policy(model, settings.bn_policy)
+                running, count = 0.0, 0
+                for x, y in self.batches(prim_split, settings.batch_size, normalizer, shuffle=True, generator=gen,
+                                         augment=settings.augment):
+                    self.check_cancel()
+                    batch: Batch = {prim_name: (x, y)}
+                    for name, it in others.items():
+                        batch[name] = next(it)
+                    with self.accelerator.autocast():
+                        loss = loss_fn(model, batch, step / max(total, 1))
+                    if not torch.isfinite(loss):
+                        raise UnlearnError(
+                            f"{phase}: the loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate"
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    self.accelerator.backward(loss)
+                    if mask is not None:
+                        for n, p in named:
+                            if n in mask and p.grad is not None:
+                                p.grad.mul_(mask[n])
+                    if settings.clip_grad > 0:
+                        self.accelerator.clip_grad_norm_(params, settings.clip_grad)
+                    opt.step()
+                    if sched is not None:
+                        sched.step()
+                    if mask is not None:
+                        with torch.no_grad():
+                            for n, p in named:
+                                if n in frozen:
+                                    p.copy_(torch.where(mask[n], p, frozen[n]))
+                    running += float(loss.detach())
+                    count += 1
+                    step += 1
+                    self.emit(phase=phase, epoch=epoch + 1, epochs=settings.epochs, step=step, steps=total,
+                              loss=running / count, elapsed=time.perf_counter() - t0)
+                epoch_losses.append(running / max(count, 1))
+        finally:
+            self.accelerator.free_memory()
+            model.eval()
+        return epoch_losses
+
+    # ------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, split: Split, normalizer: PixelNormalizer) -> torch.Tensor:
+        """Logits (float32, on the CPU) over a whole split, in eval mode, deterministic inputs."""
+        model.to(self.device)
+        model.eval()
+        outs: list[torch.Tensor] = []
+        for x, _ in self.batches(split, self.eval_batch_size, normalizer, shuffle=False):
+            self.check_cancel()
+            x = x.to(self.device, non_blocking=True)
+            with self.accelerator.autocast():
+                outs.append(forward_logits(model, x).float().cpu())
+        if not outs:
+            return torch.empty(0, getattr(getattr(model, "config", None), "num_labels", 0))
+        return torch.cat(outs)
+
+    @torch.no_grad()
+    def recalibrate_bn(self, model: nn.Module, split: Split, normalizer: PixelNormalizer, batch_size: int) -> None:
+        """Re-estimate BatchNorm running statistics on ``split`` (cumulative average)."""
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        model.to(self.device)
+        model.eval()
+        saved = []
+        for m in bns:
+            m.reset_running_stats()
+            saved.append(m.momentum)
+            m.momentum = None
+            m.train()
+        for x, _ in self.batches(split, batch_size, normalizer, shuffle=False):
+            self.check_cancel()
+            forward_logits(model, x.to(self.device))
+        for m, mom in zip(bns, saved, strict=True):
+            m.momentum = mom
+        model.eval()

@@ -1,0 +1,30 @@
+"""FT: fine-tune on the retain set (catastrophic forgetting by continued training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from .base import BaseSettings, Method, MethodContext, ce, doc, finish
+
+
+@dataclass
+class FTSettings(BaseSettings):
+    epochs: int = doc(5, "passes over the retain set")
+    lr: float = doc(0.01, "learning rate")
+
+
+def run(ctx: MethodContext, settings: FTSettings) -> nn.Module:
+    ctx.engine.train(ctx.model, lambda m, b, _: ce(m, b["retain"]), settings, ctx.data.normalizer,
+                     primary=("retain", ctx.data.retain_train), seed=ctx.seed, phase="ft")
+    return finish(ctx, settings)
+
+
+METHOD = Method(
+    name="ft",
+    title="FT (fine-tune)",
+    summary="Train on the retain set; in over-parameterised models it fits D_r yet forgets little.",
+    settings_cls=FTSettings,
+    run=run,
+)

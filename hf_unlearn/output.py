@@ -1,0 +1,52 @@
+"""Writing a run's checkpoint atomically: all of it or nothing.
+
+Everything goes to a hidden temporary directory beside the target and is
+renamed into place only when complete, so Ctrl-C, a cancelled job or a full
+disk never leave a half-written checkpoint that looks usable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import UnlearnError
+
+
+def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
+                    overwrite: bool = False) -> Path:
+    """``save_pretrained`` model and processor, plus report.json / report.md / per_class.png."""
+    target = Path(output_dir).resolve()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise UnlearnError(f"output directory '{output_dir}' already exists and is not empty: "
+                           "choose another or pass --overwrite")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise UnlearnError(f"cannot write to '{parent}' ({exc.strerror}): choose a writable output directory") from None
+    try:
+        model.save_pretrained(tmp)
+        if processor is not None:
+            processor.save_pretrained(tmp)
+        (tmp / "report.json").write_text(report.to_json())
+        (tmp / "report.md").write_text(report.summary() + "\n")
+        report.plot_per_class(tmp / "per_class.png")
+        if target.exists():
+            old = parent / f".{target.name}.old-{os.getpid()}"
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UnlearnError(
+                f"could not save to '{output_dir}' ({exc.strerror or exc}): nothing was written") from None
+        raise
+    return target

@@ -1,0 +1,163 @@
+"""A run's record: JSON with a schema version, a markdown table and a per-class plot.
+
+The report is what a model card, the app and the benchmark tables are built
+from, so it holds everything needed to interpret and repeat the run, and
+nothing that reveals the forget data (only its size and a digest of its ids).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import UnlearnError
+
+SCHEMA_VERSION = 1
+
+METRIC_COLUMNS = (
+    ("ua", "UA"), ("forget_acc", "forget acc"), ("ra", "RA"), ("ta", "TA"),
+    ("mia_efficacy", "MIA-efficacy"), ("mia_loss", "MIA-loss"), ("forget_class_test_acc", "forget-class test acc"),
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of everything that shapes the numbers."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("hf-unlearn", "torch", "transformers", "datasets", "accelerate", "huggingface-hub", "scikit-learn"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass
+class UnlearnReport:
+    """Everything recorded about one unlearning run (metrics in percent, times in seconds)."""
+
+    method: str
+    settings: dict[str, Any]
+    forget: dict[str, Any]
+    sources: dict[str, Any]
+    data: dict[str, Any]
+    class_names: list[str]
+    seed: int
+    metrics: dict[str, dict[str, Any] | None]
+    avg_gap: dict[str, float] | None = None
+    rte_s: float = 0.0
+    retrain_s: float | None = None
+    reference: str | None = None
+    versions: dict[str, str] = field(default_factory=library_versions)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def rte_fraction(self) -> float | None:
+        """Unlearning time as a fraction of retraining time, when a retrain was timed."""
+        return None if not self.retrain_s else self.rte_s / self.retrain_s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rte_fraction"] = self.rte_fraction
+        return _clean(d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UnlearnReport:
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise UnlearnError(
+                f"report schema version {d.get('schema_version')} is not {SCHEMA_VERSION}: re-run with this version"
+            )
+        d = {k: v for k, v in d.items() if k != "rte_fraction"}
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> UnlearnReport:
+        p = Path(path)
+        if p.is_dir():
+            p = p / "report.json"
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except FileNotFoundError:
+            raise UnlearnError(f"no report at '{p}': give a report.json written by hf-unlearn") from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise UnlearnError(f"'{p}' is not an hf-unlearn report ({exc})") from None
+
+    def markdown(self) -> str:
+        """The metrics table (original, unlearned, reference) with Avg.Gap."""
+        cols = [(k, t) for k, t in METRIC_COLUMNS
+                if any(m and m.get(k) is not None for m in self.metrics.values())]
+        head = "| model | " + " | ".join(t for _, t in cols) + " | Avg.Gap |"
+        lines = [head, "|" + "---|" * (len(cols) + 2)]
+        for name, m in self.metrics.items():
+            if not m:
+                continue
+            gap = (self.avg_gap or {}).get(name)
+            cells = [_fmt(m.get(k)) for k, _ in cols]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(gap)} |")
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        fc = self.forget
+        out = [f"method {self.method} | forget {fc.get('description')} | "
+               f"{self.data.get('n_forget')} forget / {self.data.get('n_retain')} retain / "
+               f"{self.data.get('n_test')} test rows | seed {self.seed}",
+               self.markdown(),
+               f"unlearning time (RTE): {self.rte_s:.2f} s"
+               + (f" = {self.rte_fraction:.1%} of retrain ({self.retrain_s:.2f} s)" if self.rte_fraction else "")]
+        return "\n".join(out)
+
+    def plot_per_class(self, path: str | Path) -> Path:
+        """Bar chart of per-class test accuracy for every model in the report (PNG)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        names = [n for n, m in self.metrics.items() if m]
+        k = len(self.class_names)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * k + 2), 3.6))
+        width = 0.8 / max(len(names), 1)
+        for i, n in enumerate(names):
+            vals = [np.nan if v is None else v for v in self.metrics[n]["per_class_test_acc"]]
+            ax.bar(np.arange(k) + i * width - 0.4 + width / 2, vals, width, label=n)
+        ax.set_xticks(np.arange(k), [str(c)[:12] for c in self.class_names], rotation=45 if k > 10 else 0)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 105)
+        ax.set_title(f"Per-class test accuracy: {self.method}, forget {self.forget.get('description')}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.2f}"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null, tuples lists, numpy scalars floats."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
