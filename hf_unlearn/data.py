@@ -354,9 +354,30 @@ def forget_ids_digest(rows: np.ndarray) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, num_channels: int,
-               cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
-    """Splits, labels, forget selection and tensor caches for one run."""
+@dataclass
+class LabelledSplits:
+    """The training and test splits of a dataset, decoded, with their columns and class names."""
+
+    train_ds: Any
+    test_ds: Any
+    test_split: str
+    image_column: str
+    label_column: str
+    class_names: list[str]
+    train_labels: np.ndarray
+    test_labels: np.ndarray
+
+    def tensors(self, processor: Any, num_channels: int,
+                cache_dir: Path | None = None) -> tuple[Split, Split, PixelNormalizer]:
+        """Both splits as cached tensors (decoded once, reused across runs via ``cache_dir``)."""
+        train_px, normalizer = encode_images(self.train_ds, self.image_column, processor, num_channels, cache_dir)
+        test_px, _ = encode_images(self.test_ds, self.image_column, processor, num_channels, cache_dir)
+        return (Split(train_px, torch.from_numpy(self.train_labels)),
+                Split(test_px, torch.from_numpy(self.test_labels)), normalizer)
+
+
+def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:
+    """Pick the train and test splits, detect the columns, and read the labels of both."""
     if source.train_split not in dsd:
         raise UnlearnError(
             f"the dataset has no '{source.train_split}' split (it has: {', '.join(dsd.keys())}): pass --train-split"
@@ -378,12 +399,16 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
     if img_col not in test_ds.column_names or lbl_col not in test_ds.column_names:
         raise UnlearnError(f"the test split lacks the '{img_col}' or '{lbl_col}' column")
     test_labels = labels_in(test_ds, lbl_col, class_names)
-    forget_rows = select_forget(train_ds, spec, train_labels, class_names)
+    return LabelledSplits(train_ds, test_ds, test_split, img_col, lbl_col, class_names, train_labels, test_labels)
 
-    train_px, normalizer = encode_images(train_ds, img_col, processor, num_channels, cache_dir)
-    test_px, _ = encode_images(test_ds, img_col, processor, num_channels, cache_dir)
-    train = Split(train_px, torch.from_numpy(train_labels))
-    test_all = Split(test_px, torch.from_numpy(test_labels))
+
+def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, num_channels: int,
+               cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
+    """Splits, labels, forget selection and tensor caches for one run."""
+    ls = labelled_splits(dsd, source)
+    class_names, train_labels, test_labels = ls.class_names, ls.train_labels, ls.test_labels
+    forget_rows = select_forget(ls.train_ds, spec, train_labels, class_names)
+    train, test_all, normalizer = ls.tensors(processor, num_channels, cache_dir)
 
     retain_mask = np.ones(len(train_labels), dtype=bool)
     retain_mask[forget_rows] = False
@@ -417,10 +442,10 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
         normalizer=normalizer,
     )
     info = {
-        "image_column": img_col,
-        "label_column": lbl_col,
+        "image_column": ls.image_column,
+        "label_column": ls.label_column,
         "train_split": source.train_split,
-        "test_split": test_split,
+        "test_split": ls.test_split,
         "n_train": len(train_labels),
         "n_forget": len(forget_rows),
         "n_retain": len(retain_rows),

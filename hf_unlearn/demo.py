@@ -72,11 +72,8 @@ def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) ->
     import datasets
     from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
-    from .config import DataSource, ForgetSpec
-    from .data import build_data
     from .engine import Engine
-    from .methods import MethodContext, get_method
-    from .methods.retrain import train_from_scratch
+    from .training import train_original
 
     names = [str(i) for i in range(10)]
     config = ResNetConfig(num_channels=1, embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
@@ -84,15 +81,13 @@ def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) ->
                           id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     processor = ViTImageProcessor(size={"height": DEMO_IMAGE_SIZE, "width": DEMO_IMAGE_SIZE},
                                   image_mean=[0.5], image_std=[0.5])
-    model = ResNetForImageClassification(config)
+    from accelerate.utils import set_seed
+
+    set_seed(DEMO_SEED)
+    trained = ResNetForImageClassification(config)
     dsd = datasets.load_dataset(str(dataset_folder))
-    # Any valid forget spec will do: the original trains on the whole train split.
-    data, _ = build_data(dsd, DataSource(str(dataset_folder)), ForgetSpec(count=1), processor, 1,
-                         cache_dir=root / "tensors")
-    engine = Engine(progress=progress)
-    ctx = MethodContext(engine=engine, model=model, data=data, seed=DEMO_SEED)
-    settings = get_method("retrain").settings(DEMO_RECIPE)
-    trained = train_from_scratch(ctx, settings, split_name="train")
+    train_original(trained, processor, dsd, DEMO_RECIPE, seed=DEMO_SEED, cache_dir=root / "tensors",
+                   engine=Engine(progress=progress))
     tmp = Path(tempfile.mkdtemp(prefix=".digits-resnet-", dir=root))
     trained.save_pretrained(tmp)
     processor.save_pretrained(tmp)

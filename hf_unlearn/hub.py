@@ -44,6 +44,13 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
+def hub_offline() -> bool:
+    """Whether the Hub clients were told to stay offline (``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
 def hub_error_message(exc: BaseException, what: str, source: str, revision: str | None) -> str:
     """Translate a huggingface_hub / requests exception into a user sentence."""
     from huggingface_hub import errors as hf_errors
@@ -59,10 +66,16 @@ def hub_error_message(exc: BaseException, what: str, source: str, revision: str 
             f"{what} '{source}' was not found locally or on the Hub{rev}: check the id, "
             "or pass a token if it is private"
         )
-    if isinstance(exc, hf_errors.OfflineModeIsEnabled) or "offline" in str(exc).lower():
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled) or "offline" in str(exc).lower() or (
+            isinstance(exc, hf_errors.LocalEntryNotFoundError) and hub_offline()):
         return (
             f"{what} '{source}' is not a local path and the Hub is offline (HF_HUB_OFFLINE=1 or no network): "
             "give a local path or go online"
+        )
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError):
+        return (
+            f"could not reach the Hub to load {what} '{source}' and it is not in the local cache: "
+            "check the network, or give a local path"
         )
     if isinstance(exc, hf_errors.EntryNotFoundError):
         return f"{what} '{source}'{rev} is missing a file it needs ({exc}): is it the right repo?"

@@ -103,7 +103,8 @@ class UnlearnReport:
                 continue
             gap = (self.avg_gap or {}).get(name)
             cells = [_fmt(m.get(k)) for k, _ in cols]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {_fmt(gap)} |")
+            label = f"{self.method} (unlearned)" if name == "unlearned" else name
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(gap)} |")
         return "\n".join(lines)
 
     def summary(self) -> str:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..data import PixelNormalizer, Split
+from ..engine import Engine
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
@@ -27,18 +29,17 @@ def reinitialise(model: nn.Module, seed: int) -> nn.Module:
     return AutoModelForImageClassification.from_config(model.config)
 
 
-def train_from_scratch(ctx: MethodContext, settings: RetrainSettings, split_name: str = "retain") -> nn.Module:
-    """Train a re-initialised copy of ``ctx.model`` on one set (D_r for Retrain, D for originals)."""
-    fresh = reinitialise(ctx.model, ctx.seed).to(ctx.engine.device)
-    split = ctx.data.train if split_name == "train" else ctx.data.retain
-    ctx.engine.train(fresh, lambda m, b, _: ce(m, b[split_name]), settings, ctx.data.normalizer,
-                     primary=(split_name, split), seed=ctx.seed, phase="retrain")
-    ctx.model = fresh
-    return finish(ctx, settings)
+def fit_classifier(engine: Engine, model: nn.Module, split: Split, normalizer: PixelNormalizer,
+                   settings: BaseSettings, seed: int, phase: str) -> list[float]:
+    """Supervised training with cross-entropy: the original recipe (originals and Retrain share it)."""
+    return engine.train(model, lambda m, b, _: ce(m, b["train"]), settings, normalizer,
+                        primary=("train", split), seed=seed, phase=phase)
 
 
 def run(ctx: MethodContext, settings: RetrainSettings) -> nn.Module:
-    return train_from_scratch(ctx, settings)
+    ctx.model = reinitialise(ctx.model, ctx.seed).to(ctx.engine.device)
+    fit_classifier(ctx.engine, ctx.model, ctx.data.retain, ctx.data.normalizer, settings, ctx.seed, "retrain")
+    return finish(ctx, settings)
 
 
 METHOD = Method(
