@@ -30,6 +30,7 @@ class UnlearnResult:
     evaluations: dict[str, Evaluation] = field(default_factory=dict)
     data: UnlearnData | None = None
     original_model: Any = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def __iter__(self):
         return iter((self.model, self.report))
@@ -37,7 +38,8 @@ class UnlearnResult:
     def save(self, output_dir: str | Path, overwrite: bool = False) -> Path:
         from .output import save_checkpoint
 
-        return save_checkpoint(output_dir, self.model, self.processor, self.report, overwrite=overwrite)
+        return save_checkpoint(output_dir, self.model, self.processor, self.report, overwrite=overwrite,
+                               mask=self.artifacts.get("mask"))
 
 
 def as_forget_spec(forget: Any) -> ForgetSpec:
@@ -175,7 +177,9 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     )
     if rt_settings is not None:
         report.settings["retrain_reference"] = asdict(rt_settings)
-    return UnlearnResult(edited, proc, report, evaluations, data, original_model=net)
+    if "mask" in ctx.artifacts:
+        report.settings["mask"] = dict(ctx.artifacts["mask"].meta, selected_fraction=ctx.artifacts["mask"].fraction())
+    return UnlearnResult(edited, proc, report, evaluations, data, original_model=net, artifacts=ctx.artifacts)
 
 
 def _load_reference(reference: Any) -> UnlearnReport | None:

@@ -17,8 +17,9 @@ from .errors import UnlearnError
 
 
 def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
-                    overwrite: bool = False) -> Path:
-    """``save_pretrained`` model and processor, plus report.json / report.md / per_class.png."""
+                    overwrite: bool = False, mask: Any = None) -> Path:
+    """``save_pretrained`` model and processor, plus report.json / report.md / per_class.png
+    (and ``unlearning_mask.safetensors`` for masked methods)."""
     target = Path(output_dir).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise UnlearnError(f"output directory '{output_dir}' already exists and is not empty: "
@@ -36,6 +37,8 @@ def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: 
         (tmp / "report.json").write_text(report.to_json())
         (tmp / "report.md").write_text(report.summary() + "\n")
         report.plot_per_class(tmp / "per_class.png")
+        if mask is not None:
+            mask.save(tmp / "unlearning_mask.safetensors")
         if target.exists():
             old = parent / f".{target.name}.old-{os.getpid()}"
             target.rename(old)

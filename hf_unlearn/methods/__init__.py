@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UnlearnError
-from . import ft, ga, l1_sparse, neggrad, retrain, rl
+from . import ft, ga, l1_sparse, neggrad, rbm, retrain, rl, salun
 from .base import Method, MethodContext
 
 _REGISTRY: dict[str, Method] = {}
@@ -15,7 +15,7 @@ def register(method: Method) -> Method:
     return method
 
 
-for _module in (retrain, ft, ga, rl, neggrad, l1_sparse):
+for _module in (retrain, ft, ga, rl, neggrad, l1_sparse, salun, rbm):
     register(_module.METHOD)
 
 _ALIASES = {"neggrad": "neggrad+", "negGrad+": "neggrad+", "l1": "l1-sparse", "l1_sparse": "l1-sparse"}

@@ -35,6 +35,8 @@ class MethodContext:
     model: nn.Module
     data: UnlearnData
     seed: int = 0
+    #: what a method wants recorded besides the model (e.g. the mask it used)
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def original_state(self) -> dict[str, torch.Tensor]:
         """A detached copy of the weights before the method changed anything."""
