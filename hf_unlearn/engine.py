@@ -24,6 +24,8 @@ from .errors import Cancelled, UnlearnError
 
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[nn.Module, Batch, float], torch.Tensor]
+#: called before each optimizer step with (model, batch, epoch index, step index); may edit weights in place
+StepHook = Callable[[nn.Module, Batch, int, int], None]
 ProgressFn = Callable[[dict[str, Any]], None]
 ParamMask = dict[str, torch.Tensor]
 
@@ -171,7 +173,7 @@ class Engine:
     def train(self, model: nn.Module, loss_fn: LossFn, settings: TrainSettings, normalizer: PixelNormalizer, *,
               primary: tuple[str, Split], secondary: dict[str, Split] | None = None,
               mask: ParamMask | None = None, seed: int = 0, phase: str = "train",
-              optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+              optimizer: torch.optim.Optimizer | None = None, before_step: StepHook | None = None) -> list[float]:
         """Run ``settings.epochs`` passes over the primary set; returns the mean loss per epoch.
 
         Each step draws one batch from the primary set and one from each
@@ -219,6 +221,9 @@ class Engine:
                     batch: Batch = {prim_name: (x, y)}
                     for name, it in others.items():
                         batch[name] = next(it)
+                    if before_step is not None:
+                        before_step(model, batch, epoch, step)
+                        set_bn_policy(model, settings.bn_policy)
                     with self.accelerator.autocast():
                         loss = loss_fn(model, batch, step / max(total, 1))
                     if not torch.isfinite(loss):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UnlearnError
-from . import ft, ga, l1_sparse, neggrad, rbm, retrain, rl, salun
+from . import ft, ga, l1_sparse, minnorm_og, neggrad, rbm, retrain, rl, salun
 from .base import Method, MethodContext
 
 _REGISTRY: dict[str, Method] = {}
@@ -15,10 +15,13 @@ def register(method: Method) -> Method:
     return method
 
 
-for _module in (retrain, ft, ga, rl, neggrad, l1_sparse, salun, rbm):
+for _module in (retrain, ft, ga, rl, neggrad, l1_sparse, salun, rbm, minnorm_og):
     register(_module.METHOD)
 
-_ALIASES = {"neggrad": "neggrad+", "negGrad+": "neggrad+", "l1": "l1-sparse", "l1_sparse": "l1-sparse"}
+_ALIASES = {
+    "minnorm": "minnorm-og", "minnorm_og": "minnorm-og", "neggrad": "neggrad+", "l1": "l1-sparse",
+    "l1_sparse": "l1-sparse",
+}
 
 
 def available_methods() -> list[str]:
@@ -27,7 +30,7 @@ def available_methods() -> list[str]:
 
 
 def get_method(name: str) -> Method:
-    key = _ALIASES.get(name, name).lower() if name else name
+    key = (name or "").strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         raise UnlearnError(f"unknown method '{name}'; available methods: {', '.join(_REGISTRY)}")

@@ -1,0 +1,113 @@
+"""Per-sample output gradients and the projection onto their span, for any ``nn.Module``.
+
+MinNorm-OG needs G = [∇_θ f(θ, x_1), …, ∇_θ f(θ, x_n)] for n ≈ 50 samples and
+the projection of θ onto span(G). The authors built G with one backward pass
+per column and a QR of the dense d × n matrix (which overflows at 24M
+parameters). Here G comes from one batched ``torch.func.vmap(grad)`` call and
+stays split by parameter tensor; the projection works in the n × n Gram space
+(``P_G θ = G (GᵀG)⁻¹ Gᵀ θ``, Cholesky solve in float64), so no dense d × n
+matrix is ever built in one piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .engine import forward_logits
+
+Grads = dict[str, torch.Tensor]  # parameter name -> (n, *param.shape)
+
+
+def logits_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Default model call: a transformers image classifier's logits."""
+    return forward_logits(model, x)
+
+
+def per_sample_output_grads(model: nn.Module, x: torch.Tensor, index: torch.Tensor | None = None, *,
+                            call: Callable[[nn.Module, torch.Tensor], torch.Tensor] = logits_call,
+                            names: list[str] | None = None, chunk_size: int | None = 16) -> Grads:
+    """∇_θ of each sample's output ``index[i]`` (default: its argmax logit, held constant).
+
+    The model runs in eval mode (deterministic; BatchNorm uses its running
+    statistics, so samples do not interact). ``chunk_size`` bounds the
+    activation memory of the vmapped backward passes.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    was_training = model.training
+    model.eval()
+    trainable = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    params = trainable if names is None else {n: trainable[n] for n in names}
+    wrapper = _Call(model, call)
+    fixed = {f"inner.{n}": t.detach() for n, t in list(model.named_parameters()) + list(model.named_buffers())
+             if n not in params}
+    if index is None:
+        with torch.no_grad():
+            index = call(model, x).reshape(len(x), -1).argmax(dim=1)
+
+    def output(p: dict[str, torch.Tensor], xi: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        tensors = {**fixed, **{f"inner.{n}": t for n, t in p.items()}}
+        return functional_call(wrapper, tensors, (xi.unsqueeze(0),)).reshape(-1).gather(0, k.reshape(1))[0]
+
+    try:
+        g = vmap(grad(output), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, x, index)
+    finally:
+        model.train(was_training)
+    return {n: t.detach() for n, t in g.items()}
+
+
+class _Call(nn.Module):
+    """Wraps ``call(model, x)`` as a module so ``functional_call`` can substitute the weights."""
+
+    def __init__(self, inner: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.inner = inner
+        self._call = call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._call(self.inner, x)
+
+
+def gram(grads: Grads) -> torch.Tensor:
+    """GᵀG (n × n, float64), accumulated tensor by tensor."""
+    n = next(iter(grads.values())).shape[0]
+    k = None
+    for g in grads.values():
+        flat = g.reshape(n, -1).double()
+        k = flat @ flat.T if k is None else k + flat @ flat.T
+    return k
+
+
+def span_coefficients(grads: Grads, params: dict[str, torch.Tensor], rel_tol: float = 1e-10) -> torch.Tensor:
+    """c with G c = P_G θ: solves (GᵀG) c = Gᵀθ by Cholesky, eigen-pseudo-inverse if G is rank deficient."""
+    n = next(iter(grads.values())).shape[0]
+    k = gram(grads)
+    b = torch.zeros(n, dtype=torch.float64, device=k.device)
+    for name, g in grads.items():
+        b += g.reshape(n, -1).double() @ params[name].reshape(-1).double()
+    chol, info = torch.linalg.cholesky_ex(k)
+    if int(info) == 0:
+        c = torch.cholesky_solve(b[:, None], chol)[:, 0]
+        if torch.isfinite(c).all() and torch.linalg.cond(k) < 1.0 / rel_tol:
+            return c
+    evals, evecs = torch.linalg.eigh(k)
+    keep = evals > rel_tol * evals.abs().max().clamp_min(1e-300)
+    inv = torch.where(keep, 1.0 / evals.clamp_min(1e-300), torch.zeros_like(evals))
+    return evecs @ (inv * (evecs.T @ b))
+
+
+@torch.no_grad()
+def shrink_outside_span(params: dict[str, torch.Tensor], grads: Grads, lam: float) -> torch.Tensor:
+    """θ ← θ − λ (θ − P_G θ) in place, tensor by tensor; returns the span coefficients."""
+    c = span_coefficients(grads, params)
+    n = c.shape[0]
+    for name, p in params.items():
+        if name not in grads:
+            p.mul_(1.0 - lam)  # no gradient direction in this tensor: all of it lies outside the span
+            continue
+        proj = (grads[name].reshape(n, -1).double().T @ c).reshape(p.shape)
+        p.copy_((p.double() - lam * (p.double() - proj)).to(p.dtype))
+    return c
