@@ -6,11 +6,12 @@ from .api import UnlearnResult, unlearn
 from .config import DataSource, ForgetSpec, ModelSource
 from .errors import Cancelled, UnlearnError
 from .methods import available_methods, get_method
+from .push import PushInfo, push_to_hub
 from .report import UnlearnReport
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cancelled", "DataSource", "ForgetSpec", "ModelSource", "UnlearnError", "UnlearnReport", "UnlearnResult",
-    "available_methods", "get_method", "unlearn",
+    "PushInfo", "available_methods", "get_method", "push_to_hub", "unlearn",
 ]

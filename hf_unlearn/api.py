@@ -35,6 +35,12 @@ class UnlearnResult:
     def __iter__(self):
         return iter((self.model, self.report))
 
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Push to the Hub in one commit (see :func:`hf_unlearn.push_to_hub`)."""
+        from .push import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     def save(self, output_dir: str | Path, overwrite: bool = False) -> Path:
         from .output import save_checkpoint
 

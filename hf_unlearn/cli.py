@@ -123,6 +123,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = result.save(out, overwrite=args.overwrite)
     print(result.report.summary())
     print(f"saved to {path}")
+    if args.push_to:
+        _push(path, args.push_to, args)
+    return 0
+
+
+def _push(source: Any, repo: str, args: argparse.Namespace) -> None:
+    from .push import push_to_hub
+
+    info = push_to_hub(source, repo, token=args.token or os.environ.get("HF_TOKEN"), private=args.private or None,
+                       create_pr=args.create_pr, branch=args.branch)
+    print(f"pushed: {info.pr_url or info.commit_url}")
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    _push(Path(args.dir), args.repo, args)
     return 0
 
 
@@ -144,6 +159,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
             for s in m.describe_settings():
                 print(f"    {s['name']} ({s['type']}, default {s['default']!r}): {s['help']}")
     return 0
+
+
+def _push_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
+    p.add_argument("--branch", help="commit to this branch (created if missing)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, help="directory for the checkpoint and report")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--push-to", metavar="REPO", help="after saving, push the checkpoint to this Hub repo")
+    _push_flags(r)
     r.set_defaults(func=cmd_run)
+
+    pu = sub.add_parser("push", help="push a saved output folder to the Hub (one atomic commit, with a model card)")
+    pu.add_argument("dir", help="the --output folder of `hf-unlearn run`")
+    pu.add_argument("--repo", required=True, help="target repo id, namespace/name")
+    pu.add_argument("--token", help="Hub token with write access (default: HF_TOKEN or the saved login)")
+    _push_flags(pu)
+    pu.set_defaults(func=cmd_push)
 
     d = sub.add_parser("demo", help="offline example: forget one digit, compare with Retrain")
     d.add_argument("--method", default="ft")

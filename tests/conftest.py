@@ -10,11 +10,19 @@ import os
 import tempfile
 from pathlib import Path
 
+from hub_server import HubServer, HubState  # noqa: E402
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="hf-unlearn-tests-"))
+# Every Hub call of the session goes to this loopback server, never to the internet.
+HUB = HubServer().start()
+os.environ["HF_ENDPOINT"] = HUB.endpoint
 os.environ["HF_HOME"] = str(_SESSION_DIR / "hf_home")
 os.environ["HF_UNLEARN_CACHE"] = str(_SESSION_DIR / "cache")
-os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_ETAG_TIMEOUT"] = "5"
+os.environ["HF_HUB_DOWNLOAD_TIMEOUT"] = "10"
+os.environ.pop("HF_HUB_OFFLINE", None)
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["TRANSFORMERS_VERBOSITY"] = "error"
 os.environ.pop("HF_TOKEN", None)
@@ -47,6 +55,33 @@ def demo_model(demo_assets):
 
     path = str(demo_assets[0])
     return AutoModelForImageClassification.from_pretrained(path), AutoImageProcessor.from_pretrained(path)
+
+
+USER, TOKEN = "alice", "hf_alice_secret_token_0123456789"
+OTHER_USER, OTHER_TOKEN = "bob", "hf_bob_secret_token_9876543210"
+READ_TOKEN = "hf_alice_read_only_token_5555"
+
+
+@pytest.fixture()
+def hub():
+    """The loopback Hub with a fresh, empty state and two users (alice writes to alice/*, bob to bob/*)."""
+    HUB.state = HubState()
+    HUB.state.add_user(USER, TOKEN)
+    HUB.state.add_user(OTHER_USER, OTHER_TOKEN)
+    HUB.state.add_user(USER, READ_TOKEN, write=False)
+    yield HUB
+    HUB.state.clear_faults()
+
+
+@pytest.fixture()
+def offline(monkeypatch):
+    """Behave as with HF_HUB_OFFLINE=1 (the flag is read at import time, so patch the constant)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture()

@@ -36,7 +36,7 @@ def test_unknown_model_path(demo_assets):
     assert "model path './no/such/model' does not exist" in _one_line(e.value)
 
 
-def test_unknown_model_repo_offline(demo_assets):
+def test_unknown_model_repo_offline(demo_assets, offline):
     with pytest.raises(UnlearnError) as e:
         unlearn("nobody/no-such-model", str(demo_assets[1]), "3")
     msg = _one_line(e.value)

@@ -1,0 +1,133 @@
+"""The model card of an unlearned checkpoint, built with ``huggingface_hub.ModelCard``.
+
+Its metadata says where the model came from (``base_model`` and revision,
+``datasets``), what was done (tags ``machine-unlearning`` and the method) and
+how it measured (``model-index`` results with the forget, retain and test
+metrics under separate splits, which the Hub would otherwise merge). The body
+records the method, settings, forget specification, seeds, versions and the
+metrics table, but never the forget data: only class names, or a count and
+a SHA-256 of the forget row ids.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .report import UnlearnReport
+
+SPLIT_METRICS = {
+    "forget": (("forget_acc", "accuracy", "forget accuracy"), ("ua", "unlearning_accuracy", "UA (100 − forget acc)"),
+               ("mia_efficacy", "mia_efficacy", "MIA-efficacy"), ("mia_loss", "mia_loss", "MIA-loss")),
+    "retain": (("ra", "accuracy", "retain accuracy (RA)"),),
+    "test": (("ta", "accuracy", "test accuracy (TA)"),),
+}
+
+
+def _is_hub_id(source: dict[str, Any]) -> bool:
+    return bool(source) and not source.get("local") and "/" in str(source.get("id", ""))
+
+
+def build_model_card(report: UnlearnReport, repo_id: str | None = None) -> Any:
+    """A ``ModelCard`` for the unlearned model described by ``report``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    model_src = report.sources.get("model", {})
+    data_src = report.sources.get("dataset", {})
+    dataset_id = data_src.get("id") if _is_hub_id(data_src) else None
+    unlearned = report.metrics.get("unlearned") or {}
+    evals = []
+    for split, metrics in SPLIT_METRICS.items():
+        for key, mtype, name in metrics:
+            value = unlearned.get(key)
+            if value is None:
+                continue
+            evals.append(EvalResult(
+                task_type="image-classification", task_name="Machine unlearning",
+                dataset_type=dataset_id or "local", dataset_name=dataset_id or str(data_src.get("id", "local")),
+                dataset_config=data_src.get("config"), dataset_split=split, dataset_revision=data_src.get("commit"),
+                metric_type=mtype, metric_name=name, metric_value=round(float(value), 4)))
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        base_model=model_src.get("id") if _is_hub_id(model_src) else None,
+        datasets=[dataset_id] if dataset_id else None,
+        tags=["machine-unlearning", "hf-unlearn", report.method],
+        model_name=repo_id.split("/")[-1] if repo_id else "unlearned-model",
+        eval_results=evals or None,
+        base_model_revision=model_src.get("commit") or model_src.get("revision"),
+    )
+    return ModelCard.from_template(data, template_str=_TEMPLATE, **_sections(report))
+
+
+def _sections(report: UnlearnReport) -> dict[str, str]:
+    f = report.forget
+    if f.get("kind") == "class":
+        forget = f"class-wise: the classes **{', '.join(map(str, f.get('class_names') or f.get('classes')))}**"
+    else:
+        forget = (f"{f.get('kind')}: {f.get('n_forget')} training rows ({f.get('description')}); "
+                  f"SHA-256 of the sorted forget row ids: `{f.get('forget_ids_sha256')}`")
+    src = report.sources.get("model", {})
+    dsrc = report.sources.get("dataset", {})
+    settings = {k: v for k, v in report.settings.items() if k not in ("retrain_reference", "mask")}
+    gap = ""
+    if report.avg_gap:
+        gap = (f"Avg.Gap to the retrained reference (mean |Δ| over UA, RA, TA, MIA-efficacy): "
+               f"**{report.avg_gap.get('unlearned', float('nan')):.2f}** (original model: "
+               f"{report.avg_gap.get('original', float('nan')):.2f}).")
+    rte = f"{report.rte_s:.1f} s"
+    if report.rte_fraction:
+        rte += f" ({report.rte_fraction:.1%} of retraining, {report.retrain_s:.1f} s)"
+    return {
+        "method": report.method,
+        "base": f"`{src.get('id')}` (revision `{src.get('commit') or src.get('revision') or 'local'}`)",
+        "dataset": (f"`{dsrc.get('id')}` (config `{dsrc.get('config') or 'default'}`, revision "
+                    f"`{dsrc.get('commit') or dsrc.get('revision') or 'local'}`), splits "
+                    f"`{report.data.get('train_split')}` / `{report.data.get('test_split')}`"),
+        "forget": forget,
+        "sizes": (f"{report.data.get('n_forget')} forget / {report.data.get('n_retain')} retain / "
+                  f"{report.data.get('n_test')} test rows"),
+        "settings": json.dumps(settings, indent=2, default=str),
+        "seed": str(report.seed),
+        "table": report.markdown(),
+        "gap": gap,
+        "rte": rte,
+        "versions": ", ".join(f"{k} {v}" for k, v in report.versions.items()),
+    }
+
+
+_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+This model is {{ base }} after **machine unlearning** with **{{ method }}** (hf-unlearn):
+it was edited to forget part of its training data.
+
+- Training data: {{ dataset }}
+- Forgotten: {{ forget }}
+- Sizes: {{ sizes }}
+- Seed: {{ seed }}
+- Unlearning time: {{ rte }}
+
+## Results
+
+Metrics in percent, over whole splits. UA = 100 − accuracy on the forget set (higher: more forgotten);
+RA / TA = accuracy on the retained training data / the test split; MIA-efficacy = share of the forget set
+a membership-inference attack calls "not a member"; MIA-loss ≈ 50 means the forget set looks like unseen data.
+
+{{ table }}
+
+{{ gap }}
+
+## Method settings
+
+```json
+{{ settings }}
+```
+
+## Reproducibility
+
+Library versions: {{ versions }}. The full record is in `unlearning_report.json`.
+"""
