@@ -29,7 +29,7 @@ class RBMSettings(MaskSettings):
     rho: float = doc(0.5, "ρ_r: fraction of weights (highest retain saliency) kept bit-identical")
     saliency: str = doc("logit", "retain saliency: 'logit' (|∇ z_y|, the linear case's x_j) or 'loss'")
     saliency_reduce: str = doc("sum_of_abs", "Σ_batches |∇ Σ_B z_y| (reference) or abs_of_sum")
-    reset_alpha: float = doc(0.0, "α: scale the unkept weights by (1 − α) before training (1 = remove them)")
+    reset_alpha: float = doc(0.5, "α: scale the unkept weights by (1 − α) before training (1 = remove them)")
     objective: str = doc("rl", "rl: random labels on D_f + CE on D_r (as SalUn); ft: CE on D_r only")
 
     def check(self) -> None:

@@ -1,0 +1,143 @@
+"""The Gradio app through gradio_client: demo and loopback-Hub runs, cancel, isolation, errors in the page."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from conftest import TOKEN
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_assets):
+    from hf_unlearn.ui import build_app
+
+    app = build_app()
+    app.queue(default_concurrency_limit=4)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def run(url, **kw):
+    args = {"index_file": None, "method_": "ft", "epochs_": 1, "with_retrain_": False}
+    args.update(kw)
+    return client(url).predict(api_name="/run", **args)
+
+
+def table(out) -> dict[str, list]:
+    return {row[0]: row for row in out[2]["data"]}
+
+
+def test_demo_run_returns_metrics_with_retrain_and_avg_gap(app_url):
+    out = run(app_url, method_="rbm", epochs_=2, with_retrain_=True)
+    status, log, metrics = out[0], out[1], out[3]
+    assert status.startswith("Done: rbm") and "rbm: epoch 2/2" in log
+    rows = table(out)
+    assert {"original", "rbm (unlearned)", "retrain"} <= set(rows)
+    assert rows["retrain"][-1] == 0.0 and 0 <= rows["rbm (unlearned)"][-1] < rows["original"][-1]
+    assert metrics["retrain"]["forget_class_test_acc"] <= 5
+    assert out[4].endswith("per_class.png") and out[5].endswith("mia.png") and out[6].endswith(".json")
+    assert len(out[7]) == 16  # forget-set image grid
+
+
+def test_loopback_hub_model_runs_through_the_app(app_url, hub, demo_assets):
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=TOKEN)
+    api.create_repo("alice/app-model")
+    api.upload_folder(folder_path=str(demo_assets[0]), repo_id="alice/app-model")
+    api.create_repo("alice/app-data", repo_type="dataset")
+    api.upload_folder(folder_path=str(demo_assets[1]), repo_id="alice/app-data", repo_type="dataset")
+    out = run(app_url, model_id="alice/app-model", dataset_id="alice/app-data", forget_classes=["7"])
+    assert out[0].startswith("Done: ft"), out[0]
+    assert out[3]["original"]["ta"] > 90 and 0 <= out[3]["unlearned"]["ua"] <= 100
+
+
+def _job_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "hf-unlearn-job" and t.is_alive()]
+
+
+def test_cancel_stops_the_run_within_5_seconds(app_url):
+    job = client(app_url).submit(api_name="/run", index_file=None, method_="retrain", epochs_=500,
+                                 with_retrain_=False)
+    deadline = time.time() + 60
+    while not _job_threads() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert _job_threads(), "the job never started"
+    t0 = time.time()
+    job.cancel()
+    while _job_threads() and time.time() - t0 < 5:
+        time.sleep(0.05)
+    stopped_after = time.time() - t0
+    assert not _job_threads(), "the worker was still running 5 s after cancel"
+    assert stopped_after < 5
+
+
+def test_cancel_button_endpoint_stops_a_run(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    job = c.submit(api_name="/run", index_file=None, method_="retrain", epochs_=500, with_retrain_=False)
+    deadline = time.time() + 60
+    while not _job_threads() and time.time() < deadline:
+        time.sleep(0.1)
+    job.cancel()
+    t0 = time.time()
+    while _job_threads() and time.time() - t0 < 5:
+        time.sleep(0.05)
+    assert not _job_threads()
+
+
+def test_two_clients_at_once_each_get_their_own_results(app_url):
+    results = {}
+
+    def go(cls):
+        results[cls] = run(app_url, forget_classes=[cls])
+
+    threads = [threading.Thread(target=go, args=(c,)) for c in ("2", "6")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for cls in ("2", "6"):
+        status = results[cls][0]
+        assert f"forget class {cls}." in status, status
+        per_class_after = results[cls][3]["unlearned"]["per_class_test_acc"]
+        assert per_class_after is not None
+    assert results["2"][3] != results["6"][3]
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"model_id": "alice/does-not-exist", "dataset_id": "alice/nothing"}, "was not found"),
+    ({"forget_classes": ["cat"]}, "class 'cat' is not in the label set; valid classes: 0, 1"),
+    ({"forget_kind": "indices", "index_list": ""}, "the index list is empty"),
+    ({"forget_kind": "indices", "index_list": "1, x"}, "forget index 'x' is not an integer"),
+    ({"forget_classes": []}, "choose at least one class"),
+])
+def test_bad_input_shows_a_message_in_the_page(app_url, hub, kwargs, fragment):
+    out = run(app_url, **kwargs)
+    assert out[0].startswith("**Error:** ") and fragment in out[0], out[0]
+    assert "Traceback" not in out[0] and "\n" not in out[0]
+
+
+def test_push_without_a_run_explains_what_to_do(app_url):
+    msg = client(app_url).predict(api_name="/push", hub_token="", repo_id="alice/x", private_repo=False,
+                                  open_pr=False)
+    assert "run an unlearning job first" in msg

@@ -1,0 +1,73 @@
+"""The app in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+Picks the demo, selects a class, runs RBM, waits for the metrics table and the
+chart, pushes to the loopback Hub and checks the commit URL; saves a
+screenshot under test-artifacts/. Skipped only where Chromium is not installed
+(``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ARTIFACTS, TOKEN
+from test_app import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture()
+def served_app(demo_assets, hub):
+    from hf_unlearn.ui import build_app
+
+    app = build_app()
+    app.queue()
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_demo_rbm_run_and_push_in_a_real_browser(served_app, hub):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page.goto(served_app)
+        expect(page.get_by_text("hf-unlearn").first).to_be_visible(timeout=30_000)
+
+        # choose a second class to forget, next to the preset "3"
+        classes = page.locator("#forget-classes input")
+        classes.click()
+        page.get_by_role("option", name="5", exact=True).click()
+        page.keyboard.press("Escape")
+        expect(page.locator("#method input")).to_have_value("rbm")
+
+        page.locator("#run").click()
+        metrics = page.locator("#metrics")
+        expect(metrics).to_contain_text("rbm (unlearned)", timeout=240_000)
+        expect(metrics).to_contain_text("retrain")
+        assert re.search(r"\d+\.\d+", metrics.inner_text())
+        expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
+        expect(page.locator("#status")).to_contain_text("forget class 3, 5")
+
+        page.get_by_label("Hub token (write)").fill(TOKEN)
+        page.locator("#push-repo textarea, #push-repo input").first.fill("alice/browser-unlearned")
+        page.locator("#push").click()
+        result = page.locator("#push-result")
+        expect(result).to_contain_text("Pushed:", timeout=120_000)
+        assert f"{hub.endpoint}/alice/browser-unlearned/commit/" in result.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+        browser.close()
+    assert ("model", "alice/browser-unlearned") in hub.state.repos
+    assert TOKEN not in (ARTIFACTS / "app.png").read_bytes().decode("latin-1")
