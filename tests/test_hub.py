@@ -181,3 +181,38 @@ def test_a_model_that_is_not_an_image_classifier(published, tmp_path):
     api.upload_folder(folder_path=str(folder), repo_id="alice/bert")
     msg = _message(lambda: unlearn("alice/bert", "alice/digits", "3", token=TOKEN))
     assert "is not an image-classification model" in msg
+
+
+def test_timm_model_built_offline_pulls_unlearns_and_pushes(hub, demo_assets, tmp_path, capsys):
+    pytest.importorskip("timm", reason="timm (and torchvision) are not installed; scripts/test.sh installs them")
+    from huggingface_hub import HfApi, ModelCard
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageClassification, TimmWrapperConfig, TimmWrapperForImageClassification
+
+    names = [str(i) for i in range(10)]
+    cfg = TimmWrapperConfig(architecture="test_resnet", num_labels=10, id2label=dict(enumerate(names)),
+                            label2id={n: i for i, n in enumerate(names)},
+                            pretrained_cfg={"input_size": [3, 16, 16], "mean": [0.5] * 3, "std": [0.5] * 3,
+                                            "interpolation": "bilinear", "crop_pct": 1.0, "crop_mode": "center"})
+    folder = tmp_path / "timm"
+    TimmWrapperForImageClassification(cfg).save_pretrained(folder)
+    api = HfApi(token=TOKEN)
+    api.create_repo("alice/timm-tiny")
+    api.upload_folder(folder_path=str(folder), repo_id="alice/timm-tiny")
+    api.create_repo("alice/digits", repo_type="dataset")
+    api.upload_folder(folder_path=str(demo_assets[1]), repo_id="alice/digits", repo_type="dataset")
+
+    out = tmp_path / "out"
+    code = main(["run", "--model", "alice/timm-tiny", "--dataset", "alice/digits", "--forget-class", "3",
+                 "--method", "ft", "--epochs", "1", "--output", str(out), "--quiet", "--token", TOKEN,
+                 "--push-to", "alice/timm-tiny-unlearned"])
+    assert code == 0, capsys.readouterr().err
+    pushed = AutoModelForImageClassification.from_pretrained("alice/timm-tiny-unlearned", token=TOKEN)
+    assert type(pushed).__name__ == "TimmWrapperForImageClassification"
+    local = load_file(str(out / "model.safetensors"))
+    for name, tensor in pushed.state_dict().items():
+        if name in local:
+            assert torch.equal(tensor, local[name]), name
+    card = ModelCard.load("alice/timm-tiny-unlearned", token=TOKEN)
+    assert card.data.base_model == "alice/timm-tiny"
+    assert {r.dataset_split for r in card.data.eval_results} == {"forget", "retain", "test"}

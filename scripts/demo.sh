@@ -1,8 +1,0 @@
-#!/usr/bin/env bash
-# Install into .venv (CPU torch from this machine's disk) and run the offline demo.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0" -e .
-.venv/bin/hf-unlearn demo "$@"
