@@ -6,7 +6,7 @@ from it, and compared with another run without holding any model or data.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import UnlearnError
@@ -134,7 +134,6 @@ class RunOptions:
     eval_batch_size: int = 256
     cache_dir: str | None = None
     reinit_head: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("no", "bf16", "fp16"):

@@ -150,6 +150,8 @@ def test_private_and_gated_repos_need_a_token(published):
     published.state.repos[("model", "alice/tiny")].gated = True
     msg = _message(lambda: unlearn("alice/tiny", "alice/digits", "3", token=None))
     assert "gated" in msg and "token" in msg
+    gated = unlearn("alice/tiny", "alice/digits", "3", method="ft", epochs=1, token=TOKEN)
+    assert gated.report.sources["model"]["commit"] == published.state.repos[("model", "alice/tiny")].refs["main"]
 
 
 def test_invalid_token_and_missing_write_permission_on_push(published):

@@ -7,7 +7,6 @@ controls and the report are all generated from one description.
 
 from __future__ import annotations
 
-import copy
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -37,10 +36,6 @@ class MethodContext:
     seed: int = 0
     #: what a method wants recorded besides the model (e.g. the mask it used)
     artifacts: dict[str, Any] = field(default_factory=dict)
-
-    def original_state(self) -> dict[str, torch.Tensor]:
-        """A detached copy of the weights before the method changed anything."""
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
 
 RunFn = Callable[[MethodContext, Any], nn.Module]
@@ -147,10 +142,6 @@ def finish(ctx: MethodContext, settings: BaseSettings) -> nn.Module:
     return ctx.model
 
 
-def clone_model(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model)
-
-
 __all__ = [
-    "BaseSettings", "Method", "MethodContext", "ce", "clone_model", "doc", "finish", "random_other_labels",
+    "BaseSettings", "Method", "MethodContext", "ce", "doc", "finish", "random_other_labels",
 ]
