@@ -5,8 +5,9 @@ the projection of θ onto span(G). The authors built G with one backward pass
 per column and a QR of the dense d × n matrix (which overflows at 24M
 parameters). Here G comes from one batched ``torch.func.vmap(grad)`` call and
 stays split by parameter tensor; the projection works in the n × n Gram space
-(``P_G θ = G (GᵀG)⁻¹ Gᵀ θ``, Cholesky solve in float64), so no dense d × n
-matrix is ever built in one piece.
+(``P_G θ = G (GᵀG)⁻¹ Gᵀ θ``; the products in the parameters' precision,
+the n × n sum and its Cholesky solve in float64), so no dense d × n matrix
+is ever built in one piece.
 """
 
 from __future__ import annotations
@@ -72,12 +73,13 @@ class _Call(nn.Module):
 
 
 def gram(grads: Grads) -> torch.Tensor:
-    """GᵀG (n × n, float64), accumulated tensor by tensor."""
+    """GᵀG (n × n, float64): each tensor's block is multiplied in its own precision, the sum kept in float64."""
     n = next(iter(grads.values())).shape[0]
     k = None
     for g in grads.values():
-        flat = g.reshape(n, -1).double()
-        k = flat @ flat.T if k is None else k + flat @ flat.T
+        flat = g.reshape(n, -1)
+        block = (flat @ flat.T).double()
+        k = block if k is None else k + block
     return k
 
 
@@ -87,7 +89,7 @@ def span_coefficients(grads: Grads, params: dict[str, torch.Tensor], rel_tol: fl
     k = gram(grads)
     b = torch.zeros(n, dtype=torch.float64, device=k.device)
     for name, g in grads.items():
-        b += g.reshape(n, -1).double() @ params[name].reshape(-1).double()
+        b += (g.reshape(n, -1) @ params[name].reshape(-1).to(g.dtype)).double()
     chol, info = torch.linalg.cholesky_ex(k)
     if int(info) == 0:
         c = torch.cholesky_solve(b[:, None], chol)[:, 0]
@@ -108,6 +110,7 @@ def shrink_outside_span(params: dict[str, torch.Tensor], grads: Grads, lam: floa
         if name not in grads:
             p.mul_(1.0 - lam)  # no gradient direction in this tensor: all of it lies outside the span
             continue
-        proj = (grads[name].reshape(n, -1).double().T @ c).reshape(p.shape)
-        p.copy_((p.double() - lam * (p.double() - proj)).to(p.dtype))
+        g = grads[name].reshape(n, -1)
+        proj = (g.T @ c.to(g.dtype)).reshape(p.shape)
+        p.mul_(1.0 - lam).add_(proj.to(p.dtype), alpha=lam)  # θ − λ(θ − Pθ) = (1 − λ)θ + λPθ
     return c
