@@ -40,7 +40,7 @@ def test_minnorm_projection_moves_retain_outputs_less_than_a_uniform_shrink():
     model = StackedMLP(2, g)
     fit(model, data, 300)
     shrunk = copy.deepcopy(model)
-    norm = lambda m: sum((p ** 2).sum() for p in m.parameters())  # noqa: E731
+    norm = lambda m: sum((p.detach() ** 2).sum() for p in m.parameters())  # noqa: E731
     with torch.no_grad():
         out_before = model(data.x_r)
     unlearn_sin(model, data, "minnorm-og", epochs=2, lr=1e-12, lambda_reg=0.05, t_gd=1)  # one projection
