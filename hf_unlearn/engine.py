@@ -223,7 +223,6 @@ class Engine:
                         batch[name] = next(it)
                     if before_step is not None:
                         before_step(model, batch, epoch, step)
-                        set_bn_policy(model, settings.bn_policy)
                     with self.accelerator.autocast():
                         loss = loss_fn(model, batch, step / max(total, 1))
                     if not torch.isfinite(loss):

@@ -38,7 +38,7 @@ def per_sample_output_grads(model: nn.Module, x: torch.Tensor, index: torch.Tens
     """
     from torch.func import functional_call, grad, vmap
 
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}  # per module: a frozen-BatchNorm policy survives the call
     model.eval()
     trainable = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     params = trainable if names is None else {n: trainable[n] for n in names}
@@ -56,7 +56,8 @@ def per_sample_output_grads(model: nn.Module, x: torch.Tensor, index: torch.Tens
     try:
         g = vmap(grad(output), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, x, index)
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
     return {n: t.detach() for n, t in g.items()}
 
 

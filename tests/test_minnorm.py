@@ -123,3 +123,17 @@ def test_model_without_trainable_parameters_is_an_error(demo_model, digits):
         p.requires_grad_(False)
     with pytest.raises(Err, match="no trainable parameters"):
         unlearn(frozen, digits, "3", method="minnorm-og", processor=proc)
+
+
+def test_per_sample_gradients_leave_each_module_in_its_mode():
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    from hf_unlearn.engine import set_bn_policy
+
+    model = ResNetForImageClassification(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
+                                                      depths=[1, 1], layer_type="basic", num_labels=4))
+    set_bn_policy(model, "freeze")  # train mode with BatchNorm in eval mode, as during unlearning
+    before = {n: m.training for n, m in model.named_modules()}
+    per_sample_output_grads(model, torch.randn(3, 3, 16, 16))
+    assert {n: m.training for n, m in model.named_modules()} == before
+    assert model.training and not all(before.values())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..engine import ParamMask
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
@@ -15,10 +16,16 @@ class FTSettings(BaseSettings):
     lr: float = doc(0.01, "learning rate")
 
 
-def run(ctx: MethodContext, settings: FTSettings) -> nn.Module:
+def run_finetune(ctx: MethodContext, settings: BaseSettings, mask: ParamMask | None = None,
+                 phase: str = "ft") -> nn.Module:
+    """CE on the retain set, optionally restricted to the weights a mask lets change (FT, RBM's ft objective)."""
     ctx.engine.train(ctx.model, lambda m, b, _: ce(m, b["retain"]), settings, ctx.data.normalizer,
-                     primary=("retain", ctx.data.retain_train), seed=ctx.seed, phase="ft")
+                     primary=("retain", ctx.data.retain_train), mask=mask, seed=ctx.seed, phase=phase)
     return finish(ctx, settings)
+
+
+def run(ctx: MethodContext, settings: FTSettings) -> nn.Module:
+    return run_finetune(ctx, settings)
 
 
 METHOD = Method(

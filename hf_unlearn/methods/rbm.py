@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import UnlearnError
-from .base import Method, MethodContext, ce, doc, finish
+from .base import Method, MethodContext, doc
+from .ft import run_finetune
 from .masked import MaskSettings, keep_mask_on, saliency_mask
 from .rl import run_relabel
 
@@ -49,12 +50,8 @@ def run(ctx: MethodContext, settings: RBMSettings) -> nn.Module:
             for n, p in ctx.model.named_parameters():
                 if n in engine_mask:
                     p.mul_(torch.where(engine_mask[n], 1.0 - settings.reset_alpha, 1.0).to(p.dtype))
-    if settings.objective == "rl":
-        run_relabel(ctx, settings, mask=engine_mask, phase="rbm")
-    else:
-        ctx.engine.train(ctx.model, lambda m, b, _: ce(m, b["retain"]), settings, ctx.data.normalizer,
-                         primary=("retain", ctx.data.retain_train), mask=engine_mask, seed=ctx.seed, phase="rbm")
-        finish(ctx, settings)
+    objective = run_relabel if settings.objective == "rl" else run_finetune
+    objective(ctx, settings, mask=engine_mask, phase="rbm")
     return keep_mask_on(ctx, keep)
 
 
