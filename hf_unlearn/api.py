@@ -131,7 +131,8 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     from accelerate.utils import set_seed
 
     set_seed(seed)
-    net = net.to(engine.device)
+    data = data.to(engine.device)
+    net = engine.place(net)
     evaluations = {"original": evaluate_model(engine, net, data, seed)}
 
     # method

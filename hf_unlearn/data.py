@@ -8,6 +8,7 @@ The forget, retain and test sets are index views of those tensors.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -311,8 +312,12 @@ class Split:
         return int(self.labels.shape[0])
 
     def subset(self, idx: np.ndarray | torch.Tensor) -> Split:
-        idx = torch.as_tensor(idx, dtype=torch.long)
+        idx = torch.as_tensor(idx, dtype=torch.long, device=self.images.device)
         return Split(self.images[idx], self.labels[idx])
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split on ``device`` (tensors already there are not copied)."""
+        return Split(self.images.to(device, non_blocking=True), self.labels.to(device))
 
 
 @dataclass
@@ -340,6 +345,21 @@ class UnlearnData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def to(self, device: torch.device | str) -> UnlearnData:
+        """Every split on ``device``, moved once (uint8, so a CIFAR-sized set is a few hundred MB).
+
+        Methods then draw batches without host-to-device copies; D_r and the
+        retain subset the methods train on stay one tensor when they are the same rows.
+        """
+        retain = self.retain.to(device)
+        same = self.retain_train is self.retain
+        test_all = self.test_all.to(device)
+        return dataclasses.replace(
+            self, forget=self.forget.to(device), retain=retain,
+            retain_train=retain if same else self.retain_train.to(device),
+            test=test_all.subset(self.test_rows), test_all=test_all,
+            test_forget=None if self.test_forget is None else self.test_forget.to(device))
 
     @property
     def train(self) -> Split:
@@ -413,7 +433,7 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
     retain_mask = np.ones(len(train_labels), dtype=bool)
     retain_mask[forget_rows] = False
     retain_rows = np.flatnonzero(retain_mask)
-    retain_train_rows = retain_rows
+    retain_train_rows = None
     if spec.retain_fraction < 1.0:
         rng = np.random.default_rng(spec.seed + 1)
         k = max(1, int(round(spec.retain_fraction * len(retain_rows))))
@@ -428,10 +448,11 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
         test_rows = np.flatnonzero(~in_forget)
         test_forget = test_all.subset(np.flatnonzero(in_forget)) if in_forget.any() else None
     test = test_all.subset(test_rows)
+    retain = train.subset(retain_rows)
     data = UnlearnData(
         forget=train.subset(forget_rows),
-        retain=train.subset(retain_rows),
-        retain_train=train.subset(retain_train_rows),
+        retain=retain,
+        retain_train=retain if retain_train_rows is None else train.subset(retain_train_rows),
         test=test,
         test_all=test_all,
         test_forget=test_forget,
@@ -449,7 +470,7 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
         "n_train": len(train_labels),
         "n_forget": len(forget_rows),
         "n_retain": len(retain_rows),
-        "n_retain_train": len(retain_train_rows),
+        "n_retain_train": len(data.retain_train),
         "n_test": len(test),
         "n_test_forget": 0 if test_forget is None else len(test_forget),
     }

@@ -116,7 +116,8 @@ class Engine:
     _precision: str | None = None
 
     def __init__(self, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
-                 progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> None:
+                 progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                 channels_last: bool | None = None) -> None:
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
@@ -126,6 +127,8 @@ class Engine:
         self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
         Engine._precision = key
         self.device = self.accelerator.device
+        # NHWC convolutions are faster on tensor-core GPUs and slower on most CPUs
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.eval_batch_size = eval_batch_size
         self.progress = progress
         self.cancel = cancel
@@ -141,7 +144,15 @@ class Engine:
             self.progress(event)
 
     def _on_device(self, split: Split) -> Split:
-        return Split(split.images.to(self.device, non_blocking=True), split.labels.to(self.device))
+        """The split on the engine's device (a no-op for data already moved there once, see ``UnlearnData.to``)."""
+        return split.to(self.device)
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move the model to the device, in the memory format the engine computes in."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
 
     def batches(self, split: Split, batch_size: int, normalizer: PixelNormalizer, *, shuffle: bool,
                 generator: torch.Generator | None = None,
@@ -155,6 +166,8 @@ class Engine:
             x = normalizer(split.images[idx])
             if augment != "none":
                 x = augment_batch(x, augment, generator)
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             yield x, split.labels[idx]
 
     def _cycle(self, split: Split, batch_size: int, normalizer: PixelNormalizer, generator: torch.Generator,
@@ -186,7 +199,7 @@ class Engine:
         settings.check()
         if len(primary[1]) == 0:
             raise UnlearnError(f"the {primary[0]} set is empty: nothing to train on")
-        model.to(self.device)
+        self.place(model)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if mask is not None:
             unknown = set(mask) - {n for n, _ in named}
@@ -214,7 +227,8 @@ class Engine:
         try:
             for epoch in range(settings.epochs):
                 set_bn_policy(model, settings.bn_policy)
-                running, count = 0.0, 0
+                # the loss stays on the device: reading it every step would stall the GPU queue
+                running, count = torch.zeros((), device=self.device), 0
                 for x, y in self.batches(prim_split, settings.batch_size, normalizer, shuffle=True, generator=gen,
                                          augment=settings.augment):
                     self.check_cancel()
@@ -225,10 +239,6 @@ class Engine:
                         before_step(model, batch, epoch, step)
                     with self.accelerator.autocast():
                         loss = loss_fn(model, batch, step / max(total, 1))
-                    if not torch.isfinite(loss):
-                        raise UnlearnError(
-                            f"{phase}: the loss became {loss.item()} at epoch {epoch + 1}: lower the learning rate"
-                        )
                     opt.zero_grad(set_to_none=True)
                     self.accelerator.backward(loss)
                     if mask is not None:
@@ -245,33 +255,48 @@ class Engine:
                             for n, p in named:
                                 if n in frozen:
                                     p.copy_(torch.where(mask[n], p, frozen[n]))
-                    running += float(loss.detach())
+                    running += loss.detach().float()
                     count += 1
                     step += 1
-                    self.emit(phase=phase, epoch=epoch + 1, epochs=settings.epochs, step=step, steps=total,
-                              loss=running / count, elapsed=time.perf_counter() - t0)
-                epoch_losses.append(running / max(count, 1))
+                    if self.progress is not None:
+                        mean = float(running) / count
+                        self._check_finite(mean, phase, epoch)
+                        self.emit(phase=phase, epoch=epoch + 1, epochs=settings.epochs, step=step, steps=total,
+                                  loss=mean, elapsed=time.perf_counter() - t0)
+                mean = float(running) / max(count, 1)
+                self._check_finite(mean, phase, epoch)
+                epoch_losses.append(mean)
         finally:
             self.accelerator.free_memory()
             model.eval()
         return epoch_losses
 
+    @staticmethod
+    def _check_finite(mean_loss: float, phase: str, epoch: int) -> None:
+        """A NaN/inf loss poisons the running mean, so checking the mean catches any bad step."""
+        if not math.isfinite(mean_loss):
+            raise UnlearnError(f"{phase}: the loss became {mean_loss} at epoch {epoch + 1}: lower the learning rate")
+
     # ------------------------------------------------------------ evaluation
 
     @torch.no_grad()
     def predict(self, model: nn.Module, split: Split, normalizer: PixelNormalizer) -> torch.Tensor:
-        """Logits (float32, on the CPU) over a whole split, in eval mode, deterministic inputs."""
-        model.to(self.device)
+        """Logits (float32, on the CPU) over a whole split, in eval mode, deterministic inputs.
+
+        The batches' logits stay on the device until the end: one copy back,
+        no stall per batch.
+        """
+        self.place(model)
         model.eval()
         outs: list[torch.Tensor] = []
         for x, _ in self.batches(split, self.eval_batch_size, normalizer, shuffle=False):
             self.check_cancel()
             x = x.to(self.device, non_blocking=True)
             with self.accelerator.autocast():
-                outs.append(forward_logits(model, x).float().cpu())
+                outs.append(forward_logits(model, x).float())
         if not outs:
             return torch.empty(0, getattr(getattr(model, "config", None), "num_labels", 0))
-        return torch.cat(outs)
+        return torch.cat(outs).cpu()
 
     @torch.no_grad()
     def recalibrate_bn(self, model: nn.Module, split: Split, normalizer: PixelNormalizer, batch_size: int) -> None:
@@ -279,7 +304,7 @@ class Engine:
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not bns:
             return
-        model.to(self.device)
+        self.place(model)
         model.eval()
         saved = []
         for m in bns:

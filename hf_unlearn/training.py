@@ -36,7 +36,7 @@ def train_original(model: Any, processor: Any, dataset: Any, recipe: dict[str, A
     engine = engine or Engine()
     set_seed(seed)
     losses = fit_classifier(engine, model, train, normalizer, settings, seed, "original")
-    test_acc = accuracy(engine.predict(model, test, normalizer).argmax(1).numpy(), test.labels.numpy())
+    test_acc = accuracy(engine.predict(model, test, normalizer).argmax(1).numpy(), test.labels.cpu().numpy())
     names = splits.class_names
     model.config.id2label = dict(enumerate(names))
     model.config.label2id = {n: i for i, n in enumerate(names)}

@@ -61,6 +61,17 @@ def test_mia_efficacy_member_draw_is_seeded_random_not_first_rows():
     assert core.mia_efficacy(retain, test, forget, seed=3) == core.mia_efficacy(retain, test, forget, seed=3)
 
 
+def test_mia_efficacy_rounded_fit_matches_the_exact_svc():
+    """The default fit merges confidences rounded to 1e-4 (weighted); it must agree with the exact SVC."""
+    rng = np.random.default_rng(1)
+    for a, b, c in [(50, 8, 30), (20, 10, 12)]:  # retain / test / forget confidence shapes, overlapping
+        retain, test, forget = 1 - rng.beta(1, a, 3000), 1 - rng.beta(1, b, 1500), 1 - rng.beta(1, c, 800)
+        exact = core.mia_efficacy(retain, test, forget, seed=0, resolution=0)
+        fast = core.mia_efficacy(retain, test, forget, seed=0)
+        assert 5 < exact < 95  # a case where the boundary matters
+        assert abs(fast - exact) <= 0.5, (exact, fast)
+
+
 def test_mia_loss_is_chance_for_identical_losses_and_high_when_separable():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, 400)

@@ -82,7 +82,7 @@ class Projector:
 
     def __init__(self, ctx: MethodContext, settings: MinNormSettings, retain: Split) -> None:
         self.ctx, self.s, self.retain = ctx, settings, retain
-        self.labels = retain.labels.numpy()
+        self.labels = retain.labels.cpu().numpy()
         self.lam = settings.lambda_reg
         self.rng = np.random.default_rng(ctx.seed + 101)
         self.projections = 0

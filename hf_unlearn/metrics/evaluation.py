@@ -47,7 +47,7 @@ def evaluate_model(engine: Engine, model: nn.Module, data: UnlearnData, seed: in
     f_logits = engine.predict(model, data.forget, norm).numpy()
     r_logits = engine.predict(model, data.retain, norm).numpy()
     t_logits_all = engine.predict(model, data.test_all, norm).numpy()
-    f_y, r_y, t_y_all = data.forget.labels.numpy(), data.retain.labels.numpy(), data.test_all.labels.numpy()
+    f_y, r_y, t_y_all = (s.labels.cpu().numpy() for s in (data.forget, data.retain, data.test_all))
     t_logits, t_y = t_logits_all[data.test_rows], t_y_all[data.test_rows]
 
     f_pred, t_pred_all = f_logits.argmax(1), t_logits_all.argmax(1)
