@@ -386,6 +386,7 @@ class LabelledSplits:
     class_names: list[str]
     train_labels: np.ndarray
     test_labels: np.ndarray
+    train_split: str = "train"
 
     def tensors(self, processor: Any, num_channels: int,
                 cache_dir: Path | None = None) -> tuple[Split, Split, PixelNormalizer]:
@@ -419,16 +420,29 @@ def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:
     if img_col not in test_ds.column_names or lbl_col not in test_ds.column_names:
         raise UnlearnError(f"the test split lacks the '{img_col}' or '{lbl_col}' column")
     test_labels = labels_in(test_ds, lbl_col, class_names)
-    return LabelledSplits(train_ds, test_ds, test_split, img_col, lbl_col, class_names, train_labels, test_labels)
+    return LabelledSplits(train_ds, test_ds, test_split, img_col, lbl_col, class_names, train_labels, test_labels,
+                          source.train_split)
 
 
 def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, num_channels: int,
                cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
     """Splits, labels, forget selection and tensor caches for one run."""
     ls = labelled_splits(dsd, source)
-    class_names, train_labels, test_labels = ls.class_names, ls.train_labels, ls.test_labels
-    forget_rows = select_forget(ls.train_ds, spec, train_labels, class_names)
+    forget_rows = select_forget(ls.train_ds, spec, ls.train_labels, ls.class_names)  # bad specs fail before decoding
     train, test_all, normalizer = ls.tensors(processor, num_channels, cache_dir)
+    return split_data(ls, train, test_all, normalizer, spec, forget_rows=forget_rows)
+
+
+def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: PixelNormalizer, spec: ForgetSpec,
+               forget_rows: np.ndarray | None = None) -> tuple[UnlearnData, dict[str, Any]]:
+    """Forget / retain / test views of already decoded tensors (on any device).
+
+    Benchmarks that run many forget requests on one dataset decode once and
+    call this per request; ``build_data`` is the one-request path.
+    """
+    class_names, train_labels, test_labels = ls.class_names, ls.train_labels, ls.test_labels
+    if forget_rows is None:
+        forget_rows = select_forget(ls.train_ds, spec, train_labels, class_names)
 
     retain_mask = np.ones(len(train_labels), dtype=bool)
     retain_mask[forget_rows] = False
@@ -465,7 +479,7 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
     info = {
         "image_column": ls.image_column,
         "label_column": ls.label_column,
-        "train_split": source.train_split,
+        "train_split": ls.train_split,
         "test_split": ls.test_split,
         "n_train": len(train_labels),
         "n_forget": len(forget_rows),

@@ -17,9 +17,9 @@ from .errors import UnlearnError
 
 
 def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
-                    overwrite: bool = False, mask: Any = None) -> Path:
+                    overwrite: bool = False, mask: Any = None, extra_files: dict[str, str] | None = None) -> Path:
     """``save_pretrained`` model and processor, plus report.json / report.md / per_class.png
-    (and ``unlearning_mask.safetensors`` for masked methods)."""
+    (and ``unlearning_mask.safetensors`` for masked methods, and any ``extra_files`` name → text)."""
     target = Path(output_dir).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise UnlearnError(f"output directory '{output_dir}' already exists and is not empty: "
@@ -34,9 +34,12 @@ def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: 
         model.save_pretrained(tmp)
         if processor is not None:
             processor.save_pretrained(tmp)
-        (tmp / "report.json").write_text(report.to_json())
-        (tmp / "report.md").write_text(report.summary() + "\n")
-        report.plot_per_class(tmp / "per_class.png")
+        if report is not None:
+            (tmp / "report.json").write_text(report.to_json())
+            (tmp / "report.md").write_text(report.summary() + "\n")
+            report.plot_per_class(tmp / "per_class.png")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         if mask is not None:
             mask.save(tmp / "unlearning_mask.safetensors")
         if target.exists():

@@ -43,17 +43,22 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--chunk", type=int, default=16, help="samples per vmapped backward pass")
+    ap.add_argument("--chunk", type=int, default=16, help="samples per vmapped backward pass (0: all at once)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast for the retain step (G stays float32)")
+    ap.add_argument("--channels-last", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
     torch.manual_seed(0)
     cfg = ResNetConfig(num_channels=3, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
                        layer_type="basic", num_labels=10)
     model = ResNetForImageClassification(cfg).to(device)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (args.batch,), device=device)
     xp = torch.randn(args.n_pert, 3, args.size, args.size, device=device)
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -61,13 +66,15 @@ def main() -> None:
     def retain_step() -> None:
         model.train()
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(pixel_values=x).logits, y).backward()
+        with amp:
+            loss = F.cross_entropy(model(pixel_values=x).logits.float(), y)
+        loss.backward()
         opt.step()
 
     holder = {}
 
     def gradient_matrix() -> None:
-        holder["g"] = per_sample_output_grads(model, xp, chunk_size=args.chunk)
+        holder["g"] = per_sample_output_grads(model, xp, chunk_size=args.chunk or None)  # float32, as in the method
 
     def projection() -> None:
         shrink_outside_span(params, holder["g"], 1e-6)
@@ -84,7 +91,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU " \
         f"({torch.get_num_threads()} threads)"
     print(f"ResNet-18 ({n_params / 1e6:.1f}M parameters), {args.size}px, batch {args.batch}, n_pert {args.n_pert}, "
-          f"{name}, torch {torch.__version__}")
+          f"{name}, torch {torch.__version__}, chunk {args.chunk}, bf16 autocast {args.amp}, "
+          f"channels-last {args.channels_last}")
     print("| what | seconds |")
     print("|---|---|")
     print(f"| plain retain step (fwd+bwd+AdamW, batch {args.batch}) | {t_retain:.4f} |")

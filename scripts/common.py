@@ -11,8 +11,45 @@ from typing import Any
 
 import numpy as np
 
-SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+SHARED_CIFAR10 = Path(os.environ.get("HF_UNLEARN_CIFAR10")
+                      or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10")
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+#: The full-CIFAR-10 recipe of the GPU benchmark: the original and every Retrain use it (Retrain on D_r).
+CIFAR_RECIPE = {"epochs": 18, "lr": 0.1, "batch_size": 512, "optimizer": "sgd", "momentum": 0.9,
+                "weight_decay": 5e-4, "lr_schedule": "cosine", "bn_policy": "train", "augment": "flip_crop"}
+#: Input side: the stock (ImageNet-stem, stride-4) ResNet-18 sees 64 px CIFAR as a CIFAR-stem one sees 32 px / 2.
+CIFAR_SIZE = 64
+
+
+def cifar10_full(path: Path = SHARED_CIFAR10) -> Any:
+    """The whole CIFAR-10 (50k / 10k) from the shared Hub-format folder (``HF_UNLEARN_CIFAR10`` overrides)."""
+    import datasets
+
+    if not path.exists():
+        raise SystemExit(f"CIFAR-10 not found at {path}: set HF_UNLEARN_CIFAR10 or provide ../shared")
+    return datasets.load_dataset(str(path))
+
+
+def resnet18_and_processor(class_names: list[str], size: int = CIFAR_SIZE) -> tuple[Any, Any]:
+    """ResNet-18 as stock transformers builds it (``AutoModelForImageClassification`` loads it, no custom code)."""
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    cfg = ResNetConfig(num_channels=3, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
+                       layer_type="basic", num_labels=len(class_names), id2label=dict(enumerate(class_names)),
+                       label2id={n: i for i, n in enumerate(class_names)})
+    proc = ViTImageProcessor(size={"height": size, "width": size}, image_mean=CIFAR_MEAN, image_std=CIFAR_STD)
+    return ResNetForImageClassification(cfg), proc
+
+
+def device_name() -> str:
+    """The accelerator (or CPU) the numbers were taken on, with torch's version."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"{platform.machine()} CPU ({torch.get_num_threads()} threads), torch {torch.__version__}"
 
 
 def cifar10_subset(per_class_train: int, per_class_test: int, path: Path = SHARED_CIFAR10) -> Any:

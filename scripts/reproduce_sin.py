@@ -43,14 +43,14 @@ LAMBDAS = {"neggrad+": (0.01, 0.1), "ridge": (1e-4, 1e-3), "l1-sparse": (1e-5, 1
 METHODS = ("retrain", "minnorm-og", "gd", "ga", "neggrad+", "ridge", "l1-sparse")
 
 
-def original_models(seeds: int, epochs: int) -> tuple[StackedMLP, object]:
-    """Train (or load from the cache) the stacked original models and their data."""
-    path = default_cache_dir() / "sin" / f"original-s{seeds}-e{epochs}.pt"
+def original_models(seeds: int, epochs: int, device: torch.device) -> tuple[StackedMLP, object]:
+    """Train (or load from the cache) the stacked original models and their data (drawn on the CPU, then moved)."""
+    path = default_cache_dir() / "sin" / f"original-s{seeds}-e{epochs}-{device.type}.pt"
     gen = torch.Generator().manual_seed(1234)
-    data = make_data(seeds, gen)
-    model = StackedMLP(seeds, gen)
+    data = make_data(seeds, gen).to(device)
+    model = StackedMLP(seeds, gen).to(device)
     if path.exists():
-        model.load_state_dict(torch.load(path))
+        model.load_state_dict(torch.load(path, map_location=device))
         return model, data
     t0 = time.perf_counter()
     fit(model, data, epochs)
@@ -70,12 +70,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 seeds and 20,000 original epochs")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
+    device = torch.device(args.device)
     seeds = args.seeds or (3 if args.quick else 10)
     orig_epochs = 20_000 if args.quick else 100_000
     torch.manual_seed(0)
     t_start = time.perf_counter()
-    original, data = original_models(seeds, orig_epochs)
+    original, data = original_models(seeds, orig_epochs, device)
     print(f"original: median sup error {median(sup_error(original, data)):.2f}", flush=True)
 
     results: dict[int, dict[str, dict]] = {b: {} for b in BUDGETS}
@@ -90,7 +92,7 @@ def main() -> None:
             best = None
             for cfg in configs:
                 if method == "retrain":
-                    model = StackedMLP(seeds, torch.Generator().manual_seed(99))
+                    model = StackedMLP(seeds, torch.Generator().manual_seed(99)).to(device)
                 else:
                     model = copy.deepcopy(original)
                 unlearn_sin(model, data, method, budget, **cfg)
@@ -101,8 +103,9 @@ def main() -> None:
             results[budget][method] = best
             print(f"  {budget:>4} epochs {method:<10} median {best['median']:.3g} {best['settings']}", flush=True)
     elapsed = time.perf_counter() - t_start
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     print(f"\nsup_x |f(x) − sin x|, median over {seeds} seeds ({orig_epochs:,} original epochs); "
-          f"ours / paper; {platform.machine()} CPU, {elapsed / 60:.1f} min (incl. cached original)\n")
+          f"ours / paper; {where}, {elapsed / 60:.1f} min (incl. cached original)\n")
     print("| epochs | " + " | ".join(METHODS) + " |")
     print("|---|" + "---|" * len(METHODS))
     for b in BUDGETS:

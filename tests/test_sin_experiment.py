@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
-from hf_unlearn.sin_experiment import StackedMLP, _Single, fit, make_data, sup_error, unlearn_sin
+from hf_unlearn.sin_experiment import StackedMLP, _Single, fit, make_data, mse, sup_error, unlearn_sin
 
 
 def test_seed_view_edits_write_through_to_the_stacked_model():
@@ -53,3 +54,20 @@ def test_minnorm_projection_moves_retain_outputs_less_than_a_uniform_shrink():
         drift_uniform = (shrunk(data.x_r) - out_before).abs().max()
     assert drift_proj < 0.5 * drift_uniform  # orthogonal to the retain outputs' gradients
     assert torch.isfinite(sup_error(model, data)).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA-graph path of fit() needs a CUDA device")
+def test_graphed_fit_matches_the_eager_loop_on_cuda():
+    gen = torch.Generator().manual_seed(0)
+    data = make_data(2, gen).to("cuda")
+    a = StackedMLP(2, torch.Generator().manual_seed(1)).cuda()
+    b = copy.deepcopy(a)
+    fit(a, data, 60)  # graphed
+    opt = torch.optim.AdamW(b.parameters(), lr=1e-3)
+    x, y = torch.cat([data.x_r, data.x_f], 1), torch.cat([data.y_r, data.y_f], 1)
+    for _ in range(60):
+        opt.zero_grad(set_to_none=True)
+        mse(b, x, y).backward()
+        opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, rtol=1e-4, atol=1e-5)

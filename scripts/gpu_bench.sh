@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU benchmarks in the order the README reports them; each stage logs to $OUT/<stage>.log.
+#
+#   bash scripts/gpu_bench.sh minnorm sin original sweep         # MinNorm-OG step cost, Table 1, original, sweep
+#   bash scripts/gpu_bench.sh original engine cifar          # engine speed and the CIFAR-10 benchmark
+#
+# Needs CUDA, and CIFAR-10 at $HF_UNLEARN_CIFAR10 (default ../shared/data/cifar10).
+# A stage that fails is reported and the next one still runs.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export HF_UNLEARN_CACHE=${HF_UNLEARN_CACHE:-/tmp/hf_unlearn_cache} HF_HOME=${HF_HOME:-/tmp/hf_home}
+ORIGINAL=${ORIGINAL:-$HF_UNLEARN_CACHE/originals/cifar10-resnet18}
+TENSORS=$HF_UNLEARN_CACHE/tensors
+
+stage() {  # name, seconds allowed, command...
+    local name=$1 limit=$2; shift 2
+    local t0=$SECONDS
+    echo "=== $name (limit ${limit}s)"
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "=== $name: rc $rc, $((SECONDS - t0)) s"
+    tail -n "${TAIL:-25}" "$OUT/$name.log"
+}
+
+for s in "$@"; do
+    case $s in
+        minnorm)
+            stage minnorm-32 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --chunk 16
+            stage minnorm-32-all 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --chunk 0
+            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --chunk 0 --amp --channels-last ;;
+        sin)
+            stage sin "${SIN_LIMIT:-300}" python3 scripts/reproduce_sin.py --json "$OUT/sin.json" ;;
+        original)
+            stage original 240 python3 scripts/train_original.py --out "$ORIGINAL" --cache-dir "$TENSORS" ;;
+        sweep)
+            stage sweep "${SWEEP_LIMIT:-400}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" --sweep \
+                --cache-dir "$TENSORS" --json "$OUT/sweep.json" --md "$OUT/sweep.md" ;;
+        engine)
+            stage engine 200 python3 scripts/bench_engine.py --original "$ORIGINAL" --cache-dir "$TENSORS" ;;
+        cifar)
+            stage cifar "${CIFAR_LIMIT:-420}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" \
+                --cache-dir "$TENSORS" --json "$OUT/cifar10.json" --md "$OUT/cifar10.md" ;;
+        *) echo "unknown stage $s"; exit 2 ;;
+    esac
+done
