@@ -57,7 +57,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
 #: The sweep: each grid is crossed with the method's base settings above.
 SWEEPS: dict[str, dict[str, list]] = {
     "ft": {"lr": [0.01, 0.03, 0.1]},
-    "ga": {"lr": [3e-5, 1e-4, 3e-4]},
+    "ga": {"lr": [1e-5, 1e-4, 1e-3]},
     "rl": {"lr": [0.003, 0.01, 0.03]},
     "neggrad+": {"lr": [0.01, 0.03], "alpha": [0.05, 0.2]},
     "l1-sparse": {"lr": [0.01, 0.03], "alpha": [5e-5, 2e-4]},
