@@ -87,7 +87,11 @@ def set_bn_policy(model: nn.Module, policy: str) -> None:
 
 
 def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
-    """Random crop (zero padding of 1/8 the side) and horizontal flip, on the batch's device."""
+    """Random crop (zero padding of 1/8 the side) and horizontal flip, on the batch's device.
+
+    Draw with a generator on the batch's device: numbers drawn on the CPU
+    would be copied over every step, and each copy waits for the GPU queue.
+    """
     if kind == "none":
         return x
     b, _, h, w = x.shape
@@ -95,13 +99,13 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator) -> tor
     if "crop" in kind:
         pad = max(1, h // 8)
         xp = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
-        dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=generator.device).to(dev)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=generator.device).to(dev)
         rows = (torch.arange(h, device=dev)[None, :] + dy[:, None])[:, :, None]
         cols = (torch.arange(w, device=dev)[None, :] + dx[:, None])[:, None, :]
         x = xp[torch.arange(b, device=dev)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
     if "flip" in kind:
-        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+        flip = (torch.rand(b, generator=generator, device=generator.device) < 0.5).to(dev)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x.contiguous()
 
@@ -159,16 +163,23 @@ class Engine:
                 augment: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Normalised (and optionally augmented) batches of a split, on the engine's device."""
         n = len(split)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        order = order.to(split.images.device)
+        order = torch.randperm(n, generator=generator).to(split.images.device) if shuffle else None
+        aug_gen = None
+        if augment != "none":
+            aug_gen = torch.Generator(device=split.images.device)
+            aug_gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)) if generator else 0)
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            x = normalizer(split.images[idx])
-            if augment != "none":
-                x = augment_batch(x, augment, generator)
+            if order is None:  # in order: a view, no gather
+                images, labels = split.images[start:start + batch_size], split.labels[start:start + batch_size]
+            else:
+                idx = order[start:start + batch_size]
+                images, labels = split.images[idx], split.labels[idx]
+            x = normalizer(images)
+            if aug_gen is not None:
+                x = augment_batch(x, augment, aug_gen)
             if self.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, split.labels[idx]
+            yield x, labels
 
     def _cycle(self, split: Split, batch_size: int, normalizer: PixelNormalizer, generator: torch.Generator,
                augment: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -36,13 +36,13 @@ for s in "$@"; do
         original)
             stage original 240 python3 scripts/train_original.py --out "$ORIGINAL" --cache-dir "$TENSORS" ;;
         sweep)
-            stage sweep "${SWEEP_LIMIT:-400}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" --sweep \
+            stage sweep "${SWEEP_LIMIT:-400}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" --sweep ${SWEEP_ARGS:-} \
                 --cache-dir "$TENSORS" --json "$OUT/sweep.json" --md "$OUT/sweep.md" ;;
         engine)
-            stage engine 200 python3 scripts/bench_engine.py --original "$ORIGINAL" --cache-dir "$TENSORS" ;;
+            stage engine 200 python3 scripts/bench_engine.py --original "$ORIGINAL" --cache-dir "$TENSORS" ${ENGINE_ARGS:-} ;;
         cifar)
             stage cifar "${CIFAR_LIMIT:-420}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" \
-                --cache-dir "$TENSORS" --json "$OUT/cifar10.json" --md "$OUT/cifar10.md" ;;
+                --cache-dir "$TENSORS" --json "$OUT/cifar10.json" --md "$OUT/cifar10.md" ${CIFAR_ARGS:-} ;;
         *) echo "unknown stage $s"; exit 2 ;;
     esac
 done
