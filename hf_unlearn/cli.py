@@ -42,7 +42,7 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def _read_indices(text: str) -> tuple[int, ...]:
+def parse_indices(text: str) -> tuple[int, ...]:
     """Comma/space separated indices, or @FILE with one index per line (or a JSON list)."""
     if text.startswith("@"):
         path = Path(text[1:])
@@ -75,7 +75,7 @@ def forget_spec_from_args(args: argparse.Namespace) -> Any:
     if args.forget_count is not None:
         kw["count"] = args.forget_count
     if args.forget_indices:
-        kw["indices"] = _read_indices(args.forget_indices)
+        kw["indices"] = parse_indices(args.forget_indices)
     if args.forget_filter:
         if "=" not in args.forget_filter:
             raise UnlearnError(f"--forget-filter expects COLUMN=VALUE, got '{args.forget_filter}'")

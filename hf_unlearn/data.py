@@ -47,6 +47,9 @@ def detect_columns(ds: Any, image_column: str | None, label_column: str | None) 
                 "pass --image-column if one holds images"
             )
         img = (typed or named)[0]
+    if not isinstance(feats[img], Image) and not _holds_images(feats[img]):
+        raise UnlearnError(f"column '{img}' does not hold images (its type is {_type_name(feats[img])}): "
+                           "pass --image-column with the column that does")
     if label_column is not None:
         if label_column not in names:
             raise UnlearnError(f"label column '{label_column}' not in the dataset; its columns are: {', '.join(names)}")
@@ -62,14 +65,28 @@ def detect_columns(ds: Any, image_column: str | None, label_column: str | None) 
     return img, lbl
 
 
+def _holds_images(feature: Any) -> bool:
+    """Undeclared image columns: encoded {bytes, path} structs or nested pixel arrays may be images."""
+    from datasets import Value
+
+    return not isinstance(feature, Value)
+
+
+def _type_name(feature: Any) -> str:
+    return getattr(feature, "dtype", None) or type(feature).__name__
+
+
 def class_names_and_labels(ds: Any, label_column: str) -> tuple[list[str], np.ndarray]:
     """Class names (from a ``ClassLabel`` when there is one) and integer labels."""
     from datasets import ClassLabel
 
     feat = ds.features[label_column]
     raw = ds[label_column]
-    if any(v is None for v in raw):
-        raise UnlearnError(f"label column '{label_column}' has missing values: drop or fill those rows first")
+    missing = [i for i, v in enumerate(raw) if v is None]
+    if missing:
+        rows = ", ".join(str(i) for i in missing[:5]) + (", …" if len(missing) > 5 else "")
+        raise UnlearnError(f"label column '{label_column}' has {len(missing)} missing values (rows {rows}): "
+                           "drop or fill those rows first")
     if isinstance(feat, ClassLabel):
         return list(feat.names), np.asarray(raw, dtype=np.int64)
     if all(isinstance(v, (int, np.integer)) for v in raw):
@@ -236,22 +253,35 @@ class PixelNormalizer:
         return cls(rescale, mean, std)
 
 
-def _to_image(v: Any, mode: str) -> Any:
-    from PIL import Image
+def _to_image(v: Any, mode: str, where: str) -> Any:
+    """A PIL image in ``mode``; an undecodable value names its row (``where``) instead of a traceback."""
+    from PIL import Image, UnidentifiedImageError
 
-    if isinstance(v, dict) and ("bytes" in v or "path" in v):
-        import io
+    try:
+        if isinstance(v, dict) and ("bytes" in v or "path" in v):
+            import io
 
-        v = Image.open(io.BytesIO(v["bytes"])) if v.get("bytes") else Image.open(v["path"])
-    if isinstance(v, np.ndarray):
-        v = Image.fromarray(v)
-    if not hasattr(v, "convert"):
-        raise UnlearnError(f"a value of the image column is not an image ({type(v).__name__})")
-    return v.convert(mode)
+            if v.get("bytes") is not None:
+                if len(v["bytes"]) == 0:
+                    raise UnlearnError(f"{where}: the image is empty (0 bytes): remove or replace that row")
+                v = Image.open(io.BytesIO(v["bytes"]))
+            elif v.get("path"):
+                v = Image.open(v["path"])
+            else:
+                raise UnlearnError(f"{where}: the image is missing: remove or replace that row")
+        if isinstance(v, np.ndarray):
+            v = Image.fromarray(v)
+        if not hasattr(v, "convert"):
+            raise UnlearnError(f"{where}: the value is not an image ({type(v).__name__})")
+        return v.convert(mode)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UnlearnError(f"{where}: the image cannot be decoded ({type(exc).__name__}): "
+                           "remove or replace that row") from None
 
 
 def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
-                  cache_dir: Path | None = None, batch_size: int = 256) -> tuple[torch.Tensor, PixelNormalizer]:
+                  cache_dir: Path | None = None, batch_size: int = 256,
+                  split_name: str = "train") -> tuple[torch.Tensor, PixelNormalizer]:
     """Decode and resize every image once; returns (N, C, H, W) uint8 and its normaliser.
 
     The processor is called with rescale and normalise switched off so that
@@ -263,12 +293,16 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     if path is not None and path.exists():
         blob = torch.load(path, weights_only=False)
         return blob["pixels"], blob["normalizer"]
+    from datasets import Image as ImageFeature
+
     mode = "L" if num_channels == 1 else "RGB"
     chunks: list[torch.Tensor] = []
     raw_uint8 = True
+    if isinstance(ds.features.get(image_column), ImageFeature):
+        ds = ds.cast_column(image_column, ImageFeature(decode=False))  # decode here, where a bad row can be named
     for start in range(0, len(ds), batch_size):
         rows = ds[start:start + batch_size][image_column]
-        images = [_to_image(v, mode) for v in rows]
+        images = [_to_image(v, mode, f"row {start + i} of the {split_name} split") for i, v in enumerate(rows)]
         if raw_uint8:
             try:
                 px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
@@ -391,8 +425,10 @@ class LabelledSplits:
     def tensors(self, processor: Any, num_channels: int,
                 cache_dir: Path | None = None) -> tuple[Split, Split, PixelNormalizer]:
         """Both splits as cached tensors (decoded once, reused across runs via ``cache_dir``)."""
-        train_px, normalizer = encode_images(self.train_ds, self.image_column, processor, num_channels, cache_dir)
-        test_px, _ = encode_images(self.test_ds, self.image_column, processor, num_channels, cache_dir)
+        train_px, normalizer = encode_images(self.train_ds, self.image_column, processor, num_channels, cache_dir,
+                                             split_name=self.train_split)
+        test_px, _ = encode_images(self.test_ds, self.image_column, processor, num_channels, cache_dir,
+                                   split_name=self.test_split)
         return (Split(train_px, torch.from_numpy(self.train_labels)),
                 Split(test_px, torch.from_numpy(self.test_labels)), normalizer)
 

@@ -9,6 +9,7 @@ a report says exactly which weights and data were used.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,14 +35,31 @@ def _is_local(path: str) -> bool:
     return os.path.exists(path)
 
 
-def _looks_like_path(source: str) -> bool:
-    """A string that cannot be a Hub id (``ns/name`` or ``name``) is a local path."""
-    return (
-        source.startswith((".", "/", "~"))
-        or source.count("/") > 1
-        or os.sep != "/" and os.sep in source
-        or source.endswith(".parquet")
-    )
+def _valid_repo_id(source: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return True
+
+
+def check_source(kind: str, source: str, what: str) -> bool:
+    """True for an existing local path; raises for a missing path or a string that is no repo id.
+
+    ``./x`` and ``/x`` are paths, so a missing one is reported as a missing
+    path; anything else that the Hub would reject (spaces, ``//``, ``--``,
+    more than one ``/``) is neither, and says so before any network call.
+    """
+    if _is_local(source):
+        return True
+    if source.startswith((".", "/", "~")) or source.endswith(".parquet") or os.sep != "/" and os.sep in source:
+        raise UnlearnError(f"{kind} path '{source}' does not exist: give {what}")
+    if not _valid_repo_id(source):
+        raise UnlearnError(f"{kind} '{source}' is neither a local folder nor a valid Hub repo id "
+                           "(namespace/name, letters, digits, '-', '_' and '.'): check the spelling")
+    return False
 
 
 def hub_offline() -> bool:
@@ -101,9 +119,7 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
     """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    local = _is_local(source.id)
-    if not local and _looks_like_path(source.id):
-        raise UnlearnError(f"model path '{source.id}' does not exist: give a model directory or a Hub repo id")
+    local = check_source("model", source.id, "a model directory or a Hub repo id")
     kwargs: dict[str, Any] = {"revision": source.revision, "token": token}
     if num_labels is not None:
         kwargs.update(num_labels=num_labels, id2label=id2label,
@@ -154,9 +170,7 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
     import datasets
 
     path = source.id
-    local = _is_local(path)
-    if not local and _looks_like_path(path):
-        raise UnlearnError(f"dataset path '{path}' does not exist: give a dataset folder, parquet file or Hub id")
+    local = check_source("dataset", path, "a dataset folder, parquet file or Hub id")
     try:
         if local and path.endswith(".parquet"):
             dsd = datasets.load_dataset("parquet", data_files={source.train_split: path})
@@ -165,8 +179,13 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
     except UnlearnError:
         raise
     except Exception as exc:  # noqa: BLE001
+        empty = re.search(r'Instruction "([^"]+)" corresponds to no data', str(exc))
+        if empty:
+            raise UnlearnError(f"the '{empty.group(1)}' split of dataset '{path}' has 0 rows: "
+                               "unlearning needs a non-empty training split") from None
         if local:
-            raise UnlearnError(f"could not read dataset '{path}': {exc}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UnlearnError(f"could not read dataset '{path}': {first}") from exc
         cause = exc
         while cause.__cause__ is not None and not type(cause).__module__.startswith("huggingface_hub"):
             cause = cause.__cause__

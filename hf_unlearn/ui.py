@@ -67,7 +67,7 @@ def forget_spec(kind: str, classes: list[str] | None, percent: float, forget_see
                 indices_text: str, indices_file: str | None, filter_column: str, filter_value: str,
                 retain_fraction: float) -> Any:
     """The ForgetSpec the form describes (errors name the field to fix)."""
-    from .cli import _read_indices
+    from .cli import parse_indices
     from .config import ForgetSpec
 
     common = {"seed": int(forget_seed or 0), "retain_fraction": float(retain_fraction or 1.0)}
@@ -79,7 +79,7 @@ def forget_spec(kind: str, classes: list[str] | None, percent: float, forget_see
         return ForgetSpec(fraction=float(percent) / 100.0, stratified=bool(stratified), **common)
     if kind == "indices":
         text = Path(indices_file).read_text() if indices_file else (indices_text or "")
-        rows = _read_indices(text)
+        rows = parse_indices(text)
         if not rows:
             raise UnlearnError("the index list is empty: upload a file or type row numbers (e.g. 3, 17, 42)")
         return ForgetSpec(indices=rows, **common)
