@@ -8,14 +8,18 @@ a report says exactly which weights and data were used.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import DataSource, ModelSource
 from .errors import UnlearnError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,77 @@ def check_source(kind: str, source: str, what: str) -> bool:
         raise UnlearnError(f"{kind} '{source}' is neither a local folder nor a valid Hub repo id "
                            "(namespace/name, letters, digits, '-', '_' and '.'): check the spelling")
     return False
+
+
+TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
+TRANSIENT_NAMES = ("ConnectError", "ConnectionError", "ConnectTimeout", "ReadTimeout", "ReadError", "WriteError",
+                   "RemoteProtocolError", "ProtocolError", "ChunkedEncodingError", "IncompleteRead", "TimeoutError",
+                   "TimeoutException", "PoolTimeout")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 20:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault worth retrying: a 5xx / 429 / 408 answer, a dropped or timed-out connection.
+
+    4xx answers (not found, bad token, gated) are answers, not faults, and
+    an offline client stays offline, so neither is retried.
+    """
+    if hub_offline():
+        return False
+    for e in _chain(exc):
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status is not None:
+            return status in TRANSIENT_STATUS
+        if type(e).__name__ in TRANSIENT_NAMES or isinstance(e, (ConnectionError, TimeoutError)):
+            return True
+        if "Server error '5" in str(e) or "Too Many Requests" in str(e):
+            return True
+    return False
+
+
+def with_retries(fn: Any, retries: int | None = None, backoff: float | None = None) -> Any:
+    """Call ``fn`` again after transient Hub faults, waiting backoff, 2×backoff, … (capped at 30 s).
+
+    Downloads resume: ``huggingface_hub`` keeps the partial ``.incomplete``
+    file and asks the server only for the missing bytes on the next call.
+    ``HF_UNLEARN_HUB_RETRIES`` (default 4) and ``HF_UNLEARN_HUB_BACKOFF``
+    (seconds, default 1) tune it; each attempt's own wait is bounded by
+    ``HF_HUB_DOWNLOAD_TIMEOUT`` / ``HF_HUB_ETAG_TIMEOUT``.
+    """
+    retries = int(os.environ.get("HF_UNLEARN_HUB_RETRIES", "4")) if retries is None else retries
+    backoff = float(os.environ.get("HF_UNLEARN_HUB_BACKOFF", "1")) if backoff is None else backoff
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classified below; the last one propagates
+            if attempt == retries or not is_transient(exc):
+                raise
+            logger.warning("transient Hub fault (%s); retry %d of %d in %.1f s", type(exc).__name__,
+                           attempt + 1, retries, min(30.0, backoff * 2 ** attempt))
+            time.sleep(min(30.0, backoff * 2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def unreachable_message(exc: BaseException, what: str, source: str) -> str:
+    """The one line for a fault that outlasted every retry (a timeout, a dropped connection, a 5xx)."""
+    retries = os.environ.get("HF_UNLEARN_HUB_RETRIES", "4")
+    for e in _chain(exc):
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status is not None:
+            return f"the Hub failed while loading {what} '{source}' (HTTP {status}, {retries} retries): try again later"
+        if "Timeout" in type(e).__name__ or isinstance(e, TimeoutError):
+            return (f"the Hub timed out while loading {what} '{source}' ({retries} retries): check the network, "
+                    "or raise HF_HUB_DOWNLOAD_TIMEOUT")
+    return (f"could not reach the Hub to load {what} '{source}' ({retries} retries): check the network, "
+            "or give a local path")
 
 
 def hub_offline() -> bool:
@@ -107,7 +182,8 @@ def hub_error_message(exc: BaseException, what: str, source: str, revision: str 
             f"could not reach the Hub to load {what} '{source}': check the network, "
             "or give a local path"
         )
-    return f"could not load {what} '{source}'{rev}: {exc}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    return f"could not load {what} '{source}'{rev}: {first}"
 
 
 def load_model(source: ModelSource, *, token: str | None = None, num_labels: int | None = None,
@@ -124,9 +200,12 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
     if num_labels is not None:
         kwargs.update(num_labels=num_labels, id2label=id2label,
                       label2id={v: k for k, v in (id2label or {}).items()}, ignore_mismatched_sizes=True)
+    def fetch() -> tuple[Any, Any]:
+        return (AutoModelForImageClassification.from_pretrained(source.id, **kwargs),
+                AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token))
+
     try:
-        model = AutoModelForImageClassification.from_pretrained(source.id, **kwargs)
-        processor = AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token)
+        model, processor = fetch() if local else with_retries(fetch)
     except UnlearnError:
         raise
     except ValueError as exc:
@@ -142,8 +221,12 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
                 f"'{source.id}' is not a model directory (no config.json / weights / preprocessor_config.json): "
                 "save one with save_pretrained"
             ) from exc
+        if is_transient(exc):
+            raise UnlearnError(unreachable_message(exc, "model", source.id)) from exc
         raise UnlearnError(hub_error_message(exc.__cause__ or exc, "model", source.id, source.revision)) from exc
     except Exception as exc:  # noqa: BLE001 - every client error becomes one line
+        if is_transient(exc):
+            raise UnlearnError(unreachable_message(exc, "model", source.id)) from exc
         raise UnlearnError(hub_error_message(exc, "model", source.id, source.revision)) from exc
     commit = None if local else _model_commit(source, token, model)
     return model, processor, Resolved(source.id, source.revision, commit, local)
@@ -174,8 +257,11 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
     try:
         if local and path.endswith(".parquet"):
             dsd = datasets.load_dataset("parquet", data_files={source.train_split: path})
-        else:
+        elif local:
             dsd = datasets.load_dataset(path, name=source.config, revision=source.revision, token=token)
+        else:
+            dsd = with_retries(lambda: datasets.load_dataset(path, name=source.config, revision=source.revision,
+                                                             token=token))
     except UnlearnError:
         raise
     except Exception as exc:  # noqa: BLE001

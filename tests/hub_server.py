@@ -77,6 +77,7 @@ class Fault:
     drop: bool = False
     times: int = 1
     hits: int = 0
+    truncate: int | None = None  # send the headers of the whole body, then only this many bytes, then hang up
 
 
 class HubState:
@@ -88,6 +89,7 @@ class HubState:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int]] = []
+        self.ranges: list[tuple[str, str]] = []  # (path, Range header) of every ranged file request
         self.lock = threading.RLock()
 
     # ---------------------------------------------------------------- setup helpers for tests
@@ -96,8 +98,8 @@ class HubState:
         self.tokens[token] = {"name": name, "orgs": list(orgs), "write": write}
 
     def inject(self, method: str, path: str, *, status: int | None = None, delay: float = 0.0,
-               drop: bool = False, times: int = 1) -> Fault:
-        fault = Fault(method.upper(), path, status, delay, drop, times)
+               drop: bool = False, times: int = 1, truncate: int | None = None) -> Fault:
+        fault = Fault(method.upper(), path, status, delay, drop, times, truncate=truncate)
         self.faults.append(fault)
         return fault
 
@@ -174,7 +176,14 @@ class HubHandler(BaseHTTPRequestHandler):
         if "Content-Length" not in (headers or {}):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not head and body:
+        cut = getattr(self, "_truncate", None)
+        if not head and body and cut is not None:
+            self._truncate = None
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif not head and body:
             self.wfile.write(body)
         self.state.log.append((self.command, self.path, status))
 
@@ -204,6 +213,9 @@ class HubHandler(BaseHTTPRequestHandler):
                 f.hits += 1
                 if f.delay:
                     time.sleep(f.delay)
+                if f.truncate is not None:
+                    self._truncate = f.truncate  # the file route sends part of its body, then hangs up
+                    return False
                 if f.drop:
                     self._body()
                     self.close_connection = True
@@ -576,6 +588,8 @@ def resolve(h: HubHandler, rtype: str, repo_id: str, rev: str, path: str) -> Non
         headers["X-Linked-Size"] = str(f.size)
     status = 200
     rng = h.headers.get("Range")
+    if rng:
+        h.state.ranges.append((path, rng))
     if rng and (mm := re.match(r"bytes=(\d+)-(\d*)", rng)):
         start = int(mm.group(1))
         end = int(mm.group(2)) if mm.group(2) else len(data) - 1
