@@ -392,11 +392,14 @@ def build_app() -> Any:
     return app
 
 
+def queued(app: Any) -> Any:
+    """The production queue: light events 4 at a time, runs one at a time (their own slot), the rest wait."""
+    return app.queue(default_concurrency_limit=4)
+
+
 def launch(**kwargs: Any) -> Any:
-    """Build and launch with a queue sized for one job at a time per slot."""
-    app = build_app()
-    app.queue(default_concurrency_limit=4)
-    return app.launch(**kwargs)
+    """Build and launch with the production queue."""
+    return queued(build_app()).launch(**kwargs)
 
 
-__all__ = ["DEMO", "build_app", "launch"]
+__all__ = ["DEMO", "build_app", "launch", "queued"]

@@ -18,10 +18,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url(demo_assets):
-    from hf_unlearn.ui import build_app
+    from hf_unlearn.ui import build_app, queued
 
-    app = build_app()
-    app.queue(default_concurrency_limit=4)
+    app = queued(build_app())
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
