@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,25 +282,43 @@ def _to_image(v: Any, mode: str, where: str) -> Any:
                            "remove or replace that row") from None
 
 
+DEFAULT_MEMORY_LIMIT_MB = 8192.0
+
+
+def memory_limit_bytes() -> int:
+    """Decoded sets larger than this are spilled to a memory-mapped file (``HF_UNLEARN_MEMORY_LIMIT_MB``)."""
+    return int(float(os.environ.get("HF_UNLEARN_MEMORY_LIMIT_MB", DEFAULT_MEMORY_LIMIT_MB)) * 2**20)
+
+
 def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
                   cache_dir: Path | None = None, batch_size: int = 256,
-                  split_name: str = "train") -> tuple[torch.Tensor, PixelNormalizer]:
+                  split_name: str = "train", memory_limit: int | None = None) -> tuple[torch.Tensor, PixelNormalizer]:
     """Decode and resize every image once; returns (N, C, H, W) uint8 and its normaliser.
 
     The processor is called with rescale and normalise switched off so that
     the cache stays uint8; a processor that cannot do that gets a float cache
     with its full preprocessing applied (identity normaliser).
+
+    Above ``memory_limit`` bytes (default :func:`memory_limit_bytes`) the
+    pixels are written chunk by chunk into ``<key>.u8`` and returned as a
+    copy-on-write memory map (``is_mapped`` is true of it): only the chunk
+    being decoded and the pages a batch touches are ever in memory.
     """
+    limit = memory_limit_bytes() if memory_limit is None else memory_limit
     key = _cache_key(ds, image_column, processor, num_channels)
     path = cache_dir / f"{key}.pt" if cache_dir is not None else None
     if path is not None and path.exists():
         blob = torch.load(path, weights_only=False)
         return blob["pixels"], blob["normalizer"]
+    mapped_path = (cache_dir or Path(tempfile.mkdtemp(prefix="hf-unlearn-map-"))) / f"{key}.u8"
+    if mapped_path.with_suffix(".json").exists():
+        return _open_mapped(mapped_path)
     from datasets import Image as ImageFeature
 
     mode = "L" if num_channels == 1 else "RGB"
     chunks: list[torch.Tensor] = []
     raw_uint8 = True
+    spill: np.memmap | None = None
     if isinstance(ds.features.get(image_column), ImageFeature):
         ds = ds.cast_column(image_column, ImageFeature(decode=False))  # decode here, where a bad row can be named
     for start in range(0, len(ds), batch_size):
@@ -308,21 +329,54 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
                 px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
                 if px.dtype != torch.uint8:
                     px = px.round().clamp(0, 255).to(torch.uint8)
-                chunks.append(px)
-                continue
             except (TypeError, ValueError):
-                if chunks:
+                if chunks or spill is not None:
                     raise
                 raw_uint8 = False
+            else:
+                if spill is None and not chunks and len(ds) * px[0].numel() > limit:
+                    mapped_path.parent.mkdir(parents=True, exist_ok=True)
+                    spill = np.lib.format.open_memmap(mapped_path.with_suffix(".tmp"), mode="w+", dtype=np.uint8,
+                                                      shape=(len(ds), *px.shape[1:]))
+                if spill is not None:
+                    spill[start:start + len(px)] = px.numpy()
+                else:
+                    chunks.append(px)
+                continue
         chunks.append(processor(images, return_tensors="pt")["pixel_values"].float())
-    pixels = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
     normalizer = PixelNormalizer.from_processor(processor) if raw_uint8 else PixelNormalizer.identity()
+    if spill is not None:
+        spill.flush()
+        del spill
+        mapped_path.with_suffix(".tmp").replace(mapped_path)
+        mean, std = (None if t is None else t.flatten().tolist() for t in (normalizer.mean, normalizer.std))
+        mapped_path.with_suffix(".json").write_text(json.dumps({"rescale": normalizer.rescale, "mean": mean,
+                                                                "std": std}))
+        return _open_mapped(mapped_path)
+    pixels = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save({"pixels": pixels, "normalizer": normalizer}, tmp)
         tmp.replace(path)
     return pixels, normalizer
+
+
+_MAPPED: dict[int, weakref.ref] = {}  # id → tensor: identity, since tensors compare element-wise
+
+
+def is_mapped(pixels: torch.Tensor) -> bool:
+    """Whether a pixel tensor is a memory map of a spilled cache (read by batch, never moved whole)."""
+    ref = _MAPPED.get(id(pixels))
+    return ref is not None and ref() is pixels
+
+
+def _open_mapped(path: Path) -> tuple[torch.Tensor, PixelNormalizer]:
+    meta = json.loads(path.with_suffix(".json").read_text())
+    arr = np.load(path, mmap_mode="c")  # copy-on-write: writable for torch, never written back
+    pixels = torch.from_numpy(arr)
+    _MAPPED[id(pixels)] = weakref.ref(pixels)
+    return pixels, PixelNormalizer(meta["rescale"], meta["mean"], meta["std"])
 
 
 def _cache_key(ds: Any, image_column: str, processor: Any, num_channels: int) -> str:
@@ -337,21 +391,49 @@ def _cache_key(ds: Any, image_column: str, processor: Any, num_channels: int) ->
 
 @dataclass
 class Split:
-    """Images (uint8 or float, N×C×H×W) and int64 labels of one set."""
+    """Images (uint8 or float, N×C×H×W) and int64 labels of one set.
+
+    ``rows`` is set when ``images`` is a memory-mapped cache shared by every
+    split: the split is then the list of its row ids, subsets stay lists,
+    and pixels are read from disk one batch at a time (:meth:`pixels`).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def mapped(self) -> bool:
+        return self.rows is not None
+
+    def pixels(self, index: slice | int | torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The images at positions ``index`` of this split (a gather from the map for a mapped split)."""
+        if self.rows is None:
+            return self.images[index]
+        return self.images[self.rows[index]]
+
     def subset(self, idx: np.ndarray | torch.Tensor) -> Split:
+        if self.rows is not None:
+            idx = torch.as_tensor(idx, dtype=torch.long)
+            return Split(self.images, self.labels[idx], self.rows[idx])
         idx = torch.as_tensor(idx, dtype=torch.long, device=self.images.device)
         return Split(self.images[idx], self.labels[idx])
 
     def to(self, device: torch.device | str) -> Split:
-        """The split on ``device`` (tensors already there are not copied)."""
+        """The split on ``device`` (tensors already there are not copied; a mapped split stays on disk)."""
+        if self.rows is not None:
+            return self
         return Split(self.images.to(device, non_blocking=True), self.labels.to(device))
+
+    @classmethod
+    def of(cls, pixels: torch.Tensor, labels: torch.Tensor) -> Split:
+        """A whole decoded set: a row list over a memory map, the tensor itself otherwise."""
+        if is_mapped(pixels):
+            return cls(pixels, labels, torch.arange(len(labels)))
+        return cls(pixels, labels)
 
 
 @dataclass
@@ -398,8 +480,10 @@ class UnlearnData:
     @property
     def train(self) -> Split:
         """The whole training split ``D`` (forget first, then retain), for training originals."""
-        return Split(torch.cat([self.forget.images, self.retain.images]),
-                     torch.cat([self.forget.labels, self.retain.labels]))
+        labels = torch.cat([self.forget.labels, self.retain.labels])
+        if self.forget.mapped:
+            return Split(self.forget.images, labels, torch.cat([self.forget.rows, self.retain.rows]))
+        return Split(torch.cat([self.forget.images, self.retain.images]), labels)
 
 
 def forget_ids_digest(rows: np.ndarray) -> str:
@@ -429,8 +513,8 @@ class LabelledSplits:
                                              split_name=self.train_split)
         test_px, _ = encode_images(self.test_ds, self.image_column, processor, num_channels, cache_dir,
                                    split_name=self.test_split)
-        return (Split(train_px, torch.from_numpy(self.train_labels)),
-                Split(test_px, torch.from_numpy(self.test_labels)), normalizer)
+        return (Split.of(train_px, torch.from_numpy(self.train_labels)),
+                Split.of(test_px, torch.from_numpy(self.test_labels)), normalizer)
 
 
 def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:

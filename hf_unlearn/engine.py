@@ -163,17 +163,16 @@ class Engine:
                 augment: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Normalised (and optionally augmented) batches of a split, on the engine's device."""
         n = len(split)
-        order = torch.randperm(n, generator=generator).to(split.images.device) if shuffle else None
+        home = split.labels.device  # where the split lives (the CPU for a memory-mapped split)
+        order = torch.randperm(n, generator=generator).to(home) if shuffle else None
         aug_gen = None
         if augment != "none":
-            aug_gen = torch.Generator(device=split.images.device)
+            aug_gen = torch.Generator(device=self.device)
             aug_gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)) if generator else 0)
         for start in range(0, n, batch_size):
-            if order is None:  # in order: a view, no gather
-                images, labels = split.images[start:start + batch_size], split.labels[start:start + batch_size]
-            else:
-                idx = order[start:start + batch_size]
-                images, labels = split.images[idx], split.labels[idx]
+            index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            images = split.pixels(index).to(self.device, non_blocking=True)  # no-op for data already there
+            labels = split.labels[index].to(self.device, non_blocking=True)
             x = normalizer(images)
             if aug_gen is not None:
                 x = augment_batch(x, augment, aug_gen)

@@ -161,7 +161,7 @@ def forget_gallery(result: Any, limit: int = 16) -> list[tuple[Any, str]]:
     after = result.evaluations["unlearned"].forget_pred
     items = []
     for i in range(min(limit, len(data.forget))):
-        px = data.forget.images[i]
+        px = data.forget.pixels(i)
         if px.dtype.is_floating_point:
             px = (px - px.min()) / (px.max() - px.min() + 1e-8) * 255
         arr = px.to("cpu").byte().permute(1, 2, 0).numpy()

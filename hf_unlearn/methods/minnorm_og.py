@@ -101,7 +101,7 @@ class Projector:
         classes = batch["retain"][1].cpu().numpy()
         rows = stratified_rows(self.labels, classes, self.s.n_pert, self.rng)
         engine = self.ctx.engine
-        x = self.ctx.data.normalizer(self.retain.images[torch.as_tensor(rows)].to(engine.device))
+        x = self.ctx.data.normalizer(self.retain.pixels(torch.as_tensor(rows)).to(engine.device))
         grads = per_sample_output_grads(model, x, chunk_size=self.s.grad_chunk or None,
                                         names=list(self.params))
         shrink_outside_span(self.params, grads, self.lam)

@@ -1,0 +1,81 @@
+"""Decoded sets above the memory limit spill to a memory-mapped file and stream from it, batch by batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_unlearn import unlearn
+from hf_unlearn.data import Split, encode_images, is_mapped
+
+ANON_BOUND_MB = 200  # heap growth allowed while a 562 MB set is decoded into a map and read once (batches of 64):
+#                      a decode chunk of 256 images and a few batches, independent of the set's size
+
+
+def _rss_anon_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no RssAnon in /proc/self/status")
+
+
+def test_a_spilled_cache_gives_the_same_run_as_an_in_memory_one(demo_assets, tmp_path, monkeypatch):
+    common = {"method": "ft", "epochs": 1, "seed": 0}
+    eager = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", cache_dir=tmp_path / "eager", **common)
+    monkeypatch.setenv("HF_UNLEARN_MEMORY_LIMIT_MB", "0.01")  # below the digits' 350 KB
+    spilled = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", cache_dir=tmp_path / "mapped", **common)
+    assert spilled.data.forget.mapped and spilled.data.retain.mapped and not eager.data.forget.mapped
+    assert list((tmp_path / "mapped").glob("*.u8")) and not list((tmp_path / "mapped").glob("*.pt"))
+    for k in ("ua", "ra", "ta", "mia_efficacy"):
+        assert spilled.report.metrics["unlearned"][k] == eager.report.metrics["unlearned"][k], k
+    again = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", cache_dir=tmp_path / "mapped", **common)
+    assert again.data.forget.mapped  # reopened from the map, not decoded again
+    assert again.report.metrics["unlearned"]["ta"] == spilled.report.metrics["unlearned"]["ta"]
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux /proc for RssAnon")
+def test_peak_heap_stays_bounded_while_a_large_set_spills(tmp_path):
+    from transformers import ViTImageProcessor
+
+    from hf_unlearn.data import PixelNormalizer
+    from hf_unlearn.engine import Engine
+
+    n = 12000
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
+    ds = datasets.Dataset.from_dict({"image": imgs}, features=datasets.Features({"image": datasets.Image()}))
+    ds = ds.flatten_indices()
+    del imgs
+    proc = ViTImageProcessor(size={"height": 128, "width": 128})  # decoded: 12000 × 3 × 128 × 128 = 562 MB
+    base = _rss_anon_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_anon_mb())
+            time.sleep(0.01)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        pixels, norm = encode_images(ds, "image", proc, 3, cache_dir=tmp_path, memory_limit=16 * 2**20)
+        split = Split.of(pixels, torch.zeros(n, dtype=torch.long))
+        seen = 0
+        for x, _ in Engine(cpu=True).batches(split, 64, norm, shuffle=True, generator=torch.Generator()):
+            seen += len(x)
+    finally:
+        done.set()
+        t.join()
+    assert is_mapped(pixels) and split.mapped and seen == n
+    assert isinstance(norm, PixelNormalizer)
+    growth = peak[0] - base
+    print(f"heap growth {growth:.1f} MB while decoding and reading {pixels.numel() / 2**20:.0f} MB")
+    assert growth < ANON_BOUND_MB, growth
