@@ -128,6 +128,7 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     data, data_info = build_data(dsd, dsrc, spec, proc, num_channels, cache_dir=cache)
 
     engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress, cancel)
+    data_info["processes"] = engine.world
     from accelerate.utils import set_seed
 
     set_seed(seed)

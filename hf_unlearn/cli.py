@@ -120,12 +120,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed, mixed_precision=args.mixed_precision, cpu=args.cpu, eval_batch_size=args.eval_batch_size,
         cache_dir=args.cache_dir, reinit_head=args.reinit_head, token=args.token or os.environ.get("HF_TOKEN"),
         progress=None if args.quiet else _progress_printer(), **settings)
+    if not _is_main_process():
+        return 0  # under `accelerate launch` one process writes and pushes; the others computed the same result
     path = result.save(out, overwrite=args.overwrite)
     print(result.report.summary())
     print(f"saved to {path}")
     if args.push_to:
         _push(path, args.push_to, args)
     return 0
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def _push(source: Any, repo: str, args: argparse.Namespace) -> None:

@@ -336,7 +336,8 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
             else:
                 if spill is None and not chunks and len(ds) * px[0].numel() > limit:
                     mapped_path.parent.mkdir(parents=True, exist_ok=True)
-                    spill = np.lib.format.open_memmap(mapped_path.with_suffix(".tmp"), mode="w+", dtype=np.uint8,
+                    spill_tmp = mapped_path.with_name(f"{mapped_path.name}.{os.getpid()}.tmp")  # one per process
+                    spill = np.lib.format.open_memmap(spill_tmp, mode="w+", dtype=np.uint8,
                                                       shape=(len(ds), *px.shape[1:]))
                 if spill is not None:
                     spill[start:start + len(px)] = px.numpy()
@@ -348,7 +349,7 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     if spill is not None:
         spill.flush()
         del spill
-        mapped_path.with_suffix(".tmp").replace(mapped_path)
+        spill_tmp.replace(mapped_path)
         mean, std = (None if t is None else t.flatten().tolist() for t in (normalizer.mean, normalizer.std))
         mapped_path.with_suffix(".json").write_text(json.dumps({"rescale": normalizer.rescale, "mean": mean,
                                                                 "std": std}))
@@ -356,7 +357,7 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     pixels = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes of one launch may race to write it
         torch.save({"pixels": pixels, "normalizer": normalizer}, tmp)
         tmp.replace(path)
     return pixels, normalizer

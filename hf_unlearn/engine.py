@@ -131,6 +131,10 @@ class Engine:
         self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
         Engine._precision = key
         self.device = self.accelerator.device
+        # under `accelerate launch`: every rank holds the same data and draws the same batches;
+        # each computes its share of every batch and the gradients are averaged (DDP)
+        self.world = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
         # NHWC convolutions are faster on tensor-core GPUs and slower on most CPUs
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.eval_batch_size = eval_batch_size
@@ -138,6 +142,22 @@ class Engine:
         self.cancel = cancel
 
     # ------------------------------------------------------------ helpers
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes files and talks to the Hub (the only one without `accelerate launch`)."""
+        return self.accelerator.is_main_process
+
+    def shard(self, batch: Batch) -> Batch:
+        """This rank's share of each set in a step's batch (all of it in a single process).
+
+        A set with fewer rows than ranks is not split: every rank computes it
+        whole, so the averaged gradient is still that batch's gradient.
+        """
+        if self.world == 1:
+            return batch
+        return {name: tuple(t.tensor_split(self.world)[self.rank] for t in xy) if len(xy[1]) >= self.world else xy
+                for name, xy in batch.items()}
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -196,7 +216,8 @@ class Engine:
     def train(self, model: nn.Module, loss_fn: LossFn, settings: TrainSettings, normalizer: PixelNormalizer, *,
               primary: tuple[str, Split], secondary: dict[str, Split] | None = None,
               mask: ParamMask | None = None, seed: int = 0, phase: str = "train",
-              optimizer: torch.optim.Optimizer | None = None, before_step: StepHook | None = None) -> list[float]:
+              optimizer: torch.optim.Optimizer | None = None, before_step: StepHook | None = None,
+              prepare: Callable[[Batch], Batch] | None = None) -> list[float]:
         """Run ``settings.epochs`` passes over the primary set; returns the mean loss per epoch.
 
         Each step draws one batch from the primary set and one from each
@@ -221,6 +242,13 @@ class Engine:
         params = [p for _, p in named]
         opt = optimizer or self.make_optimizer(params, settings)
         opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
+        # the loss sees the DDP wrapper (gradient averaging across ranks); hooks, masks and names the model
+        forward_model = model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward_model = DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else
+                                                    [self.device], broadcast_buffers=False)
         gen = torch.Generator().manual_seed(seed)
         prim_name, prim_split = primary[0], self._on_device(primary[1])
         steps_per_epoch = math.ceil(len(prim_split) / settings.batch_size)
@@ -245,10 +273,12 @@ class Engine:
                     batch: Batch = {prim_name: (x, y)}
                     for name, it in others.items():
                         batch[name] = next(it)
+                    if prepare is not None:  # batch-level randomness, drawn before the batch is split across ranks
+                        batch = prepare(batch)
                     if before_step is not None:
                         before_step(model, batch, epoch, step)
                     with self.accelerator.autocast():
-                        loss = loss_fn(model, batch, step / max(total, 1))
+                        loss = loss_fn(forward_model, self.shard(batch), step / max(total, 1))
                     opt.zero_grad(set_to_none=True)
                     self.accelerator.backward(loss)
                     if mask is not None:
@@ -300,6 +330,8 @@ class Engine:
         """
         self.place(model)
         model.eval()
+        if self.world > 1 and len(split):
+            return self._predict_sharded(model, split, normalizer)
         outs: list[torch.Tensor] = []
         for x, _ in self.batches(split, self.eval_batch_size, normalizer, shuffle=False):
             self.check_cancel()
@@ -309,6 +341,27 @@ class Engine:
         if not outs:
             return torch.empty(0, getattr(getattr(model, "config", None), "num_labels", 0))
         return torch.cat(outs).cpu()
+
+    def _predict_sharded(self, model: nn.Module, split: Split, normalizer: PixelNormalizer) -> torch.Tensor:
+        """Each rank predicts one contiguous block of rows; the blocks are gathered in rank order.
+
+        Every row is predicted exactly once, so metrics over the gathered
+        logits are those of the whole split (no padding duplicates to drop).
+        """
+        from accelerate.utils import gather_object
+
+        block = torch.arange(len(split)).tensor_split(self.world)[self.rank]
+        outs: list[torch.Tensor] = []
+        for start in range(0, len(block), self.eval_batch_size):
+            rows = block[start:start + self.eval_batch_size].to(split.labels.device)
+            x = normalizer(split.pixels(rows).to(self.device, non_blocking=True))
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.accelerator.autocast():
+                outs.append(forward_logits(model, x).float())
+        mine = torch.cat(outs).cpu() if outs else torch.empty(0)
+        parts = [p for p in gather_object([mine]) if p.numel()]
+        return torch.cat(parts)
 
     @torch.no_grad()
     def recalibrate_bn(self, model: nn.Module, split: Split, normalizer: PixelNormalizer, batch_size: int) -> None:

@@ -82,8 +82,11 @@ def saliency(engine: Engine, model: nn.Module, split: Split, normalizer: PixelNo
     model.eval()
     params = dict(model.named_parameters())
     names = names or [n for n, p in params.items() if p.requires_grad]
-    acc = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in names}
-    for x, y in engine.batches(split, batch_size, normalizer, shuffle=False):
+    # float64 sums: the top-ρ cut must not depend on the order of the additions (1 process or several)
+    acc = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
+    for i, (x, y) in enumerate(engine.batches(split, batch_size, normalizer, shuffle=False)):
+        if i % engine.world != engine.rank:  # under `accelerate launch` each rank takes whole batches in turn
+            continue
         engine.check_cancel()
         x, y = x.to(engine.device), y.to(engine.device)
         model.zero_grad(set_to_none=True)
@@ -93,9 +96,14 @@ def saliency(engine: Engine, model: nn.Module, split: Split, normalizer: PixelNo
         for n in names:
             g = params[n].grad
             if g is not None:
-                acc[n] += g.detach().float().abs() if reduce == "sum_of_abs" else g.detach().float()
+                acc[n] += g.detach().double().abs() if reduce == "sum_of_abs" else g.detach().double()
     model.zero_grad(set_to_none=True)
-    return {n: (a.abs() if reduce == "abs_of_sum" else a) for n, a in acc.items()}
+    if engine.world > 1:
+        import torch.distributed as dist
+
+        for a in acc.values():
+            dist.all_reduce(a)  # the same sums on every rank, so every rank selects the same mask
+    return {n: (a.abs() if reduce == "abs_of_sum" else a).float() for n, a in acc.items()}
 
 
 def top_rho(scores: dict[str, torch.Tensor], rho: float, scope: str = "global") -> dict[str, torch.Tensor]:

@@ -17,23 +17,32 @@ class RLSettings(BaseSettings):
     lr: float = doc(0.01, "learning rate")
 
 
-def relabel_loss(num_classes: int, seed: int):
-    """CE(D_f with random wrong labels) + CE(D_r): the objective of RL, SalUn and RBM."""
+def relabel(num_classes: int, seed: int):
+    """Give each step's forget batch random wrong labels, drawn for the whole batch.
+
+    Drawn before the engine splits the batch across processes, so every
+    process sees the labels a single process would have drawn.
+    """
     gen = torch.Generator().manual_seed(seed + 7919)
 
-    def loss(model: nn.Module, batch, _progress: float) -> torch.Tensor:
+    def prepare(batch):
         xf, yf = batch["forget"]
-        return ce(model, (xf, random_other_labels(yf, num_classes, gen))) + ce(model, batch["retain"])
+        return {**batch, "forget": (xf, random_other_labels(yf, num_classes, gen))}
 
-    return loss
+    return prepare
+
+
+def relabel_loss(model: nn.Module, batch, _progress: float) -> torch.Tensor:
+    """CE(D_f with random wrong labels) + CE(D_r): the objective of RL, SalUn and RBM."""
+    return ce(model, batch["forget"]) + ce(model, batch["retain"])
 
 
 def run_relabel(ctx: MethodContext, settings: BaseSettings, mask: ParamMask | None = None,
                 phase: str = "rl") -> nn.Module:
     """The RL objective, optionally restricted to the weights a mask lets change."""
-    ctx.engine.train(ctx.model, relabel_loss(ctx.data.num_classes, ctx.seed), settings, ctx.data.normalizer,
+    ctx.engine.train(ctx.model, relabel_loss, settings, ctx.data.normalizer,
                      primary=("forget", ctx.data.forget), secondary={"retain": ctx.data.retain_train},
-                     mask=mask, seed=ctx.seed, phase=phase)
+                     mask=mask, seed=ctx.seed, phase=phase, prepare=relabel(ctx.data.num_classes, ctx.seed))
     return finish(ctx, settings)
 
 

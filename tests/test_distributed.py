@@ -1,0 +1,66 @@
+"""Two processes (gloo, CPU) against one: same metrics, same mask, one output.
+
+``accelerate launch --cpu --num_processes 2`` starts a single process unless
+an MPI hostfile is given (accelerate's simple launcher), so the two CPU
+processes are started with ``--multi_gpu`` (torchrun underneath) and the run's
+own ``--cpu``: accelerate then runs MULTI_CPU over gloo, as the report records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from safetensors.torch import load_file
+from test_app import free_port
+
+from hf_unlearn.cli import main
+
+
+@pytest.fixture(scope="module")
+def runs(demo_assets, tmp_path_factory):
+    """RBM (a retain mask, then masked training) on the digits demo, in one process and in two."""
+    root = tmp_path_factory.mktemp("dist")
+    args = ["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+            "--method", "rbm", "--epochs", "2", "--quiet", "--cpu"]
+    assert main([*args, "--output", str(root / "one")]) == 0
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port()), "-m", "hf_unlearn.cli"]
+    proc = subprocess.run([*launch, *args, "--output", str(root / "two")], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, proc
+
+
+def _report(path):
+    return json.loads((path / "report.json").read_text())
+
+
+def test_two_processes_give_the_metrics_of_one(runs):
+    root, proc = runs
+    one, two = _report(root / "one"), _report(root / "two")
+    assert one["data"]["processes"] == 1 and two["data"]["processes"] == 2
+    n = {"ua": one["data"]["n_forget"], "ra": one["data"]["n_retain"], "ta": one["data"]["n_test"]}
+    for k, rows in n.items():
+        assert abs(one["metrics"]["unlearned"][k] - two["metrics"]["unlearned"][k]) <= 100.0 / rows + 1e-9, k
+    for k in ("ua", "ra", "ta"):  # the original's evaluation is gathered from both ranks: exactly equal
+        assert one["metrics"]["original"][k] == two["metrics"]["original"][k]
+
+
+def test_one_report_and_checkpoint_written_once(runs):
+    root, proc = runs
+    assert sorted(p.name for p in root.iterdir()) == ["one", "two"]  # no second or temporary folder
+    assert proc.stdout.count("saved to") == 1
+
+
+def test_the_mask_under_two_processes_equals_the_one_under_one(runs):
+    root, _ = runs
+    one = load_file(str(root / "one" / "unlearning_mask.safetensors"))
+    two = load_file(str(root / "two" / "unlearning_mask.safetensors"))
+    assert one.keys() == two.keys()
+    for k in one:
+        assert bool((one[k] == two[k]).all()), k
