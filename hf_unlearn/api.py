@@ -73,7 +73,7 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
             dataset_config: str | None = None, dataset_revision: str | None = None,
             train_split: str = "train", test_split: str | None = None,
             image_column: str | None = None, label_column: str | None = None,
-            reference: Any = None, retrain_settings: dict[str, Any] | None = None,
+            streaming: bool = False, reference: Any = None, retrain_settings: dict[str, Any] | None = None,
             seed: int = 0, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
             cache_dir: str | Path | None = None, reinit_head: bool = False, token: str | None = None,
             progress: ProgressFn | None = None, cancel: threading.Event | None = None,
@@ -85,7 +85,8 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     or a ``DatasetDict``. ``forget``: a :class:`ForgetSpec` or a class.
     ``reference``: ``"retrain"`` to also retrain from scratch on D_r (the gold
     standard, for Avg.Gap and RTE), or a report / report path of an earlier
-    Retrain. Remaining keyword arguments are the method's settings
+    Retrain. ``streaming``: read a folder or Hub dataset as streams, written
+    once to an on-disk table (for datasets larger than memory). Remaining keyword arguments are the method's settings
     (``hf_unlearn.get_method(name).describe_settings()`` lists them).
     """
     spec = as_forget_spec(forget)
@@ -101,11 +102,15 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     # sources
     dsrc = DataSource(id=dataset if isinstance(dataset, str) else "<in-memory>", config=dataset_config,
                       revision=dataset_revision, train_split=train_split, test_split=test_split,
-                      image_column=image_column, label_column=label_column)
+                      image_column=image_column, label_column=label_column, streaming=streaming)
     if isinstance(dataset, str):
         dsd, data_res = load_dataset_dict(dsrc, token=token)
     else:
         dsd, data_res = dataset, Resolved(dsrc.id, None, None, True)
+        if "Iterable" in type(dsd).__name__:  # an IterableDataset(Dict) the caller streamed themselves
+            from .hub import materialise_streams
+
+            dsd = materialise_streams(dsd if hasattr(dsd, "items") else {train_split: dsd})
     if dsrc.train_split not in dsd:
         raise UnlearnError(f"the dataset has no '{train_split}' split (it has: {', '.join(dsd.keys())}): "
                            "pass --train-split")

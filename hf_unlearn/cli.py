@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.model, args.dataset, spec, args.method, revision=args.revision,
         dataset_config=args.dataset_config, dataset_revision=args.dataset_revision,
         train_split=args.train_split, test_split=args.test_split,
-        image_column=args.image_column, label_column=args.label_column,
+        image_column=args.image_column, label_column=args.label_column, streaming=args.streaming,
         reference=args.reference, retrain_settings=_key_values(args.retrain_set, "--retrain-set") or None,
         seed=args.seed, mixed_precision=args.mixed_precision, cpu=args.cpu, eval_batch_size=args.eval_batch_size,
         cache_dir=args.cache_dir, reinit_head=args.reinit_head, token=args.token or os.environ.get("HF_TOKEN"),
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--test-split", help="held-out split (default: test or validation)")
     r.add_argument("--image-column", help="image column (default: detected)")
     r.add_argument("--label-column", help="label column (default: detected)")
+    r.add_argument("--streaming", action="store_true",
+                   help="stream the dataset (one pass to an on-disk table; for datasets larger than memory)")
     f = r.add_argument_group("what to forget (choose one kind)")
     f.add_argument("--forget-class", action="append", help="class name or id (repeat or comma-separate)")
     f.add_argument("--forget-fraction", type=float, help="random fraction of the training split")

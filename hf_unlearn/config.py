@@ -36,6 +36,9 @@ class DataSource:
     test_split: str | None = None
     image_column: str | None = None
     label_column: str | None = None
+    #: read the splits as streams (``load_dataset(streaming=True)``): one pass writes each to an on-disk,
+    #: memory-mapped Arrow table, so a dataset larger than memory (or the disk's free RAM) still works
+    streaming: bool = False
 
 
 FORGET_KINDS = ("class", "random", "indices", "filter")

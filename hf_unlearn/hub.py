@@ -244,6 +244,34 @@ def _model_commit(source: ModelSource, token: str | None, model: Any) -> str | N
         return None
 
 
+def materialise_streams(streams: Any) -> Any:
+    """One pass over each streamed split into an on-disk Arrow table (memory-mapped, random access).
+
+    Images travel as their encoded bytes (no decode and re-encode); the
+    tables are written by ``datasets`` in bounded chunks under its cache.
+    """
+    import datasets
+
+    out = {}
+    for name, stream in streams.items():
+        feats = stream.features
+        if feats is not None:
+            raw = datasets.Features({k: datasets.Image(decode=False) if isinstance(v, datasets.Image) else v
+                                     for k, v in feats.items()})
+            stream = stream.cast(raw)
+
+        def rows(stream: Any = stream) -> Any:
+            yield from stream
+
+        table = datasets.Dataset.from_generator(rows, features=stream.features)
+        if feats is not None:
+            for col, feat in feats.items():
+                if isinstance(feat, datasets.Image):
+                    table = table.cast_column(col, feat)
+        out[name] = table
+    return datasets.DatasetDict(out)
+
+
 def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[Any, Resolved]:
     """Load every split of a dataset as a ``DatasetDict``.
 
@@ -258,10 +286,13 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
         if local and path.endswith(".parquet"):
             dsd = datasets.load_dataset("parquet", data_files={source.train_split: path})
         elif local:
-            dsd = datasets.load_dataset(path, name=source.config, revision=source.revision, token=token)
+            dsd = datasets.load_dataset(path, name=source.config, revision=source.revision, token=token,
+                                        streaming=source.streaming)
         else:
             dsd = with_retries(lambda: datasets.load_dataset(path, name=source.config, revision=source.revision,
-                                                             token=token))
+                                                             token=token, streaming=source.streaming))
+        if source.streaming:
+            dsd = materialise_streams(dsd)
     except UnlearnError:
         raise
     except Exception as exc:  # noqa: BLE001
