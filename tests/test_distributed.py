@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -64,3 +65,21 @@ def test_the_mask_under_two_processes_equals_the_one_under_one(runs):
     assert one.keys() == two.keys()
     for k in one:
         assert bool((one[k] == two[k]).all()), k
+
+
+def test_every_method_runs_through_the_python_api_under_two_processes(demo_assets, tmp_path):
+    out = tmp_path / "methods.json"
+    script = str(Path(__file__).with_name("dist_every_method.py"))
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port()), script, str(demo_assets[0]), str(demo_assets[1]), str(out)]
+    proc = subprocess.run(launch, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results.pop("processes") == 2
+    from hf_unlearn import available_methods
+
+    assert sorted(results) == sorted(available_methods())
+    for name, m in results.items():
+        assert all(0.0 <= m[k] <= 100.0 for k in ("ua", "ra", "ta", "mia_efficacy")), (name, m)
