@@ -87,3 +87,16 @@ def offline(monkeypatch):
 @pytest.fixture()
 def cache_dir() -> Path:
     return Path(os.environ["HF_UNLEARN_CACHE"]) / "tensors"
+
+
+@pytest.fixture()
+def published(hub, demo_assets):
+    """The demo model as alice/tiny and the digits as the dataset alice/digits on the loopback Hub."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=TOKEN)
+    api.create_repo("alice/tiny")
+    api.upload_folder(folder_path=str(demo_assets[0]), repo_id="alice/tiny")
+    api.create_repo("alice/digits", repo_type="dataset")
+    api.upload_folder(folder_path=str(demo_assets[1]), repo_id="alice/digits", repo_type="dataset")
+    return hub

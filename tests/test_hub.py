@@ -12,19 +12,6 @@ from hf_unlearn import UnlearnError, push_to_hub, unlearn
 from hf_unlearn.cli import main
 
 
-@pytest.fixture()
-def published(hub, demo_assets):
-    """The demo model as alice/tiny and the digits as the dataset alice/digits."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=TOKEN)
-    api.create_repo("alice/tiny")
-    api.upload_folder(folder_path=str(demo_assets[0]), repo_id="alice/tiny")
-    api.create_repo("alice/digits", repo_type="dataset")
-    api.upload_folder(folder_path=str(demo_assets[1]), repo_id="alice/digits", repo_type="dataset")
-    return hub
-
-
 def _run_argv(out, *extra):
     return ["run", "--model", "alice/tiny", "--dataset", "alice/digits", "--forget-class", "3", "--method", "ft",
             "--epochs", "1", "--output", str(out), "--quiet", "--token", TOKEN, *extra]

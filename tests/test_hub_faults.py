@@ -15,19 +15,14 @@ WEIGHTS = r"/alice/tiny/resolve/[^/]+/model\.safetensors$"
 
 
 @pytest.fixture()
-def published(hub, demo_assets, tmp_path, monkeypatch):
-    """The demo model as alice/tiny, and a fresh download cache so every test really downloads."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=TOKEN)
-    api.create_repo("alice/tiny")
-    api.upload_folder(folder_path=str(demo_assets[0]), repo_id="alice/tiny")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+def fresh(published, tmp_path, monkeypatch):
+    """alice/tiny on the loopback Hub, and an empty download cache so every test really downloads."""
     import huggingface_hub.constants
 
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setenv("HF_UNLEARN_HUB_BACKOFF", "0.05")  # keep the tests quick; the default starts at 1 s
-    return hub
+    return published
 
 
 def _weights_gets(hub) -> list[int]:
@@ -37,20 +32,20 @@ def _weights_gets(hub) -> list[int]:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
-def test_download_retries_transient_errors_with_backoff(published, status):
-    published.state.inject("GET", WEIGHTS, status=status, times=2)
+def test_download_retries_transient_errors_with_backoff(fresh, status):
+    fresh.state.inject("GET", WEIGHTS, status=status, times=2)
     model, _, _ = load_model(ModelSource("alice/tiny"), token=TOKEN)
     assert model.config.num_labels == 10
-    assert _weights_gets(published)[:2] == [status, status] and _weights_gets(published)[-1] in (200, 206)
+    assert _weights_gets(fresh)[:2] == [status, status] and _weights_gets(fresh)[-1] in (200, 206)
 
 
-def test_a_download_cut_mid_body_completes(published):
-    published.state.inject("GET", WEIGHTS, truncate=20_000, times=1)
+def test_a_download_cut_mid_body_completes(fresh):
+    fresh.state.inject("GET", WEIGHTS, truncate=20_000, times=1)
     model, _, _ = load_model(ModelSource("alice/tiny"), token=TOKEN)
     assert model.config.num_labels == 10
 
 
-def test_a_large_download_cut_mid_body_resumes_with_a_range_request(published, tmp_path):
+def test_a_large_download_cut_mid_body_resumes_with_a_range_request(fresh, tmp_path):
     """huggingface_hub writes 10 MB chunks to a .incomplete file and, on retry, asks only for the rest."""
     import numpy as np
     from huggingface_hub import HfApi, hf_hub_download
@@ -59,34 +54,34 @@ def test_a_large_download_cut_mid_body_resumes_with_a_range_request(published, t
 
     blob = np.random.default_rng(0).integers(0, 256, 24 * 2**20, dtype=np.uint8).tobytes()
     HfApi(token=TOKEN).upload_file(path_or_fileobj=blob, path_in_repo="big.bin", repo_id="alice/tiny")
-    published.state.inject("GET", r"/alice/tiny/resolve/[^/]+/big\.bin$", truncate=15 * 2**20, times=1)
+    fresh.state.inject("GET", r"/alice/tiny/resolve/[^/]+/big\.bin$", truncate=15 * 2**20, times=1)
     path = with_retries(lambda: hf_hub_download("alice/tiny", "big.bin", token=TOKEN))
     assert open(path, "rb").read() == blob
-    ranged = [r for p, r in published.state.ranges if p.endswith("big.bin")]
+    ranged = [r for p, r in fresh.state.ranges if p.endswith("big.bin")]
     assert ranged == [f"bytes={10 * 2**20}-"], ranged  # resumed after the first complete chunk
 
 
-def test_a_dropped_connection_is_retried(published):
-    published.state.inject("GET", WEIGHTS, drop=True, times=2)
+def test_a_dropped_connection_is_retried(fresh):
+    fresh.state.inject("GET", WEIGHTS, drop=True, times=2)
     model, _, _ = load_model(ModelSource("alice/tiny"), token=TOKEN)
     assert model.config.num_labels == 10
 
 
-def test_persistent_server_errors_give_up_with_one_line(published):
-    published.state.inject("GET", WEIGHTS, status=503, times=100)
+def test_persistent_server_errors_give_up_with_one_line(fresh):
+    fresh.state.inject("GET", WEIGHTS, status=503, times=100)
     with pytest.raises(UnlearnError) as e:
         load_model(ModelSource("alice/tiny"), token=TOKEN)
     msg = str(e.value)
     assert "\n" not in msg and "HTTP 503" in msg and "try again later" in msg and TOKEN not in msg
 
 
-def test_a_hanging_hub_times_out_in_bounded_time(published, monkeypatch):
+def test_a_hanging_hub_times_out_in_bounded_time(fresh, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DOWNLOAD_TIMEOUT", 1)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_ETAG_TIMEOUT", 1)
     monkeypatch.setenv("HF_UNLEARN_HUB_RETRIES", "1")
-    published.state.inject("*", r"/alice/tiny/", delay=3, times=100)
+    fresh.state.inject("*", r"/alice/tiny/", delay=3, times=100)
     t0 = time.perf_counter()
     with pytest.raises(UnlearnError) as e:
         load_model(ModelSource("alice/tiny"), token=TOKEN)
@@ -96,7 +91,7 @@ def test_a_hanging_hub_times_out_in_bounded_time(published, monkeypatch):
     assert elapsed < 60, elapsed  # every request gives up after 1 s; transformers makes several per attempt
 
 
-def test_client_errors_are_not_retried(published, monkeypatch):
+def test_client_errors_are_not_retried(fresh, monkeypatch):
     """A 404 is an answer, not a fault: it must be reported at once, not retried with backoff."""
     monkeypatch.setenv("HF_UNLEARN_HUB_BACKOFF", "3")
     t0 = time.perf_counter()

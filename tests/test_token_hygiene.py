@@ -52,18 +52,6 @@ def all_logs():
         lg.setLevel(level)
 
 
-@pytest.fixture()
-def published(hub, demo_assets):
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=TOKEN)
-    api.create_repo("alice/tiny")
-    api.upload_folder(folder_path=str(demo_assets[0]), repo_id="alice/tiny")
-    api.create_repo("alice/digits", repo_type="dataset")
-    api.upload_folder(folder_path=str(demo_assets[1]), repo_id="alice/digits", repo_type="dataset")
-    return hub
-
-
 def _leaks(text: str | bytes, where: str) -> list[str]:
     data = text.encode() if isinstance(text, str) else text
     return [f"{where} contains {s[:8]}…" for s in SECRETS if s.encode() in data]
