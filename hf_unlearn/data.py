@@ -84,6 +84,12 @@ def class_names_and_labels(ds: Any, label_column: str) -> tuple[list[str], np.nd
     from datasets import ClassLabel
 
     feat = ds.features[label_column]
+    if isinstance(feat, ClassLabel) and hasattr(ds, "data"):
+        column = ds.data.column(label_column)  # Arrow, no Python objects: 50k labels in milliseconds
+        if hasattr(ds, "_indices") and ds._indices is not None:
+            column = column.take(ds._indices.column(0))
+        if column.null_count == 0:
+            return list(feat.names), column.to_numpy(zero_copy_only=False).astype(np.int64)
     raw = ds[label_column]
     missing = [i for i, v in enumerate(raw) if v is None]
     if missing:
@@ -232,15 +238,15 @@ class PixelNormalizer:
         self._on: dict[torch.device, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(x · rescale − mean) / std as one multiply-add, x · (rescale / std) − mean / std: two passes, not four."""
         x = x.float()
-        if self.rescale is not None:
-            x = x * self.rescale
-        if self.mean is not None:
-            if x.device not in self._on:
-                self._on[x.device] = (self.mean.to(x.device), self.std.to(x.device))
-            mean, std = self._on[x.device]
-            x = (x - mean) / std
-        return x
+        if self.mean is None:
+            return x * self.rescale if self.rescale is not None else x
+        if x.device not in self._on:
+            scale = (self.rescale if self.rescale is not None else 1.0) / self.std
+            self._on[x.device] = (scale.to(x.device), (self.mean / self.std).to(x.device))
+        scale, shift = self._on[x.device]
+        return torch.addcmul(-shift, x, scale)
 
     @classmethod
     def identity(cls) -> PixelNormalizer:
