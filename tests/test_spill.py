@@ -79,3 +79,13 @@ def test_peak_heap_stays_bounded_while_a_large_set_spills(tmp_path):
     growth = peak[0] - base
     print(f"heap growth {growth:.1f} MB while decoding and reading {pixels.numel() / 2**20:.0f} MB")
     assert growth < ANON_BOUND_MB, growth
+
+
+@pytest.mark.parametrize("method", ["rbm", "salun", "minnorm-og", "retrain"])
+def test_every_kind_of_method_runs_on_a_spilled_cache(demo_assets, tmp_path, monkeypatch, method):
+    """Masks (saliency over a row list), MinNorm-OG's sampled rows and Retrain's D_r all read from the map."""
+    monkeypatch.setenv("HF_UNLEARN_MEMORY_LIMIT_MB", "0.01")
+    res = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", method=method, epochs=1,
+                  cache_dir=tmp_path / "mapped")
+    assert res.data.retain.mapped and res.data.retain_train.mapped
+    assert 0.0 <= res.report.metrics["unlearned"]["ta"] <= 100.0
