@@ -107,10 +107,12 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
         dsd, data_res = load_dataset_dict(dsrc, token=token)
     else:
         dsd, data_res = dataset, Resolved(dsrc.id, None, None, True)
-        if "Iterable" in type(dsd).__name__:  # an IterableDataset(Dict) the caller streamed themselves
+        import datasets
+
+        if isinstance(dsd, (datasets.IterableDataset, datasets.IterableDatasetDict)):  # streamed by the caller
             from .hub import materialise_streams
 
-            dsd = materialise_streams(dsd if hasattr(dsd, "items") else {train_split: dsd})
+            dsd = materialise_streams(dsd if isinstance(dsd, datasets.IterableDatasetDict) else {train_split: dsd})
     if dsrc.train_split not in dsd:
         raise UnlearnError(f"the dataset has no '{train_split}' split (it has: {', '.join(dsd.keys())}): "
                            "pass --train-split")

@@ -316,8 +316,8 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     if path is not None and path.exists():
         blob = torch.load(path, weights_only=False)
         return blob["pixels"], blob["normalizer"]
-    mapped_path = (cache_dir or Path(tempfile.mkdtemp(prefix="hf-unlearn-map-"))) / f"{key}.u8"
-    if mapped_path.with_suffix(".json").exists():
+    mapped_path = cache_dir / f"{key}.u8" if cache_dir is not None else None  # a temp folder only if it spills
+    if mapped_path is not None and mapped_path.with_suffix(".json").exists():
         return _open_mapped(mapped_path)
     from datasets import Image as ImageFeature
 
@@ -341,6 +341,8 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
                 raw_uint8 = False
             else:
                 if spill is None and not chunks and len(ds) * px[0].numel() > limit:
+                    if mapped_path is None:
+                        mapped_path = Path(tempfile.mkdtemp(prefix="hf-unlearn-map-")) / f"{key}.u8"
                     mapped_path.parent.mkdir(parents=True, exist_ok=True)
                     spill_tmp = mapped_path.with_name(f"{mapped_path.name}.{os.getpid()}.tmp")  # one per process
                     spill = np.lib.format.open_memmap(spill_tmp, mode="w+", dtype=np.uint8,
@@ -382,7 +384,8 @@ def _open_mapped(path: Path) -> tuple[torch.Tensor, PixelNormalizer]:
     meta = json.loads(path.with_suffix(".json").read_text())
     arr = np.load(path, mmap_mode="c")  # copy-on-write: writable for torch, never written back
     pixels = torch.from_numpy(arr)
-    _MAPPED[id(pixels)] = weakref.ref(pixels)
+    key = id(pixels)
+    _MAPPED[key] = weakref.ref(pixels, lambda _ref: _MAPPED.pop(key, None))  # forgotten with the tensor
     return pixels, PixelNormalizer(meta["rescale"], meta["mean"], meta["std"])
 
 

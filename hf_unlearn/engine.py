@@ -143,11 +143,6 @@ class Engine:
 
     # ------------------------------------------------------------ helpers
 
-    @property
-    def is_main(self) -> bool:
-        """The process that writes files and talks to the Hub (the only one without `accelerate launch`)."""
-        return self.accelerator.is_main_process
-
     def shard(self, batch: Batch) -> Batch:
         """This rank's share of each set in a step's batch (all of it in a single process).
 
@@ -191,14 +186,18 @@ class Engine:
             aug_gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)) if generator else 0)
         for start in range(0, n, batch_size):
             index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-            images = split.pixels(index).to(self.device, non_blocking=True)  # no-op for data already there
-            labels = split.labels[index].to(self.device, non_blocking=True)
-            x = normalizer(images)
-            if aug_gen is not None:
-                x = augment_batch(x, augment, aug_gen)
-            if self.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, labels
+            yield self._inputs(split, index, normalizer, augment, aug_gen), \
+                split.labels[index].to(self.device, non_blocking=True)
+
+    def _inputs(self, split: Split, index: slice | torch.Tensor, normalizer: PixelNormalizer,
+                augment: str = "none", aug_gen: torch.Generator | None = None) -> torch.Tensor:
+        """The model's input for rows ``index`` of a split: on the device, normalised, augmented, in its layout."""
+        x = normalizer(split.pixels(index).to(self.device, non_blocking=True))  # no-op move for data already there
+        if aug_gen is not None:
+            x = augment_batch(x, augment, aug_gen)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def _cycle(self, split: Split, batch_size: int, normalizer: PixelNormalizer, generator: torch.Generator,
                augment: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -335,7 +334,6 @@ class Engine:
         outs: list[torch.Tensor] = []
         for x, _ in self.batches(split, self.eval_batch_size, normalizer, shuffle=False):
             self.check_cancel()
-            x = x.to(self.device, non_blocking=True)
             with self.accelerator.autocast():
                 outs.append(forward_logits(model, x).float())
         if not outs:
@@ -353,10 +351,8 @@ class Engine:
         block = torch.arange(len(split)).tensor_split(self.world)[self.rank]
         outs: list[torch.Tensor] = []
         for start in range(0, len(block), self.eval_batch_size):
-            rows = block[start:start + self.eval_batch_size].to(split.labels.device)
-            x = normalizer(split.pixels(rows).to(self.device, non_blocking=True))
-            if self.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
+            self.check_cancel()
+            x = self._inputs(split, block[start:start + self.eval_batch_size].to(split.labels.device), normalizer)
             with self.accelerator.autocast():
                 outs.append(forward_logits(model, x).float())
         mine = torch.cat(outs).cpu() if outs else torch.empty(0)

@@ -100,14 +100,17 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def with_retries(fn: Any, retries: int | None = None, backoff: float | None = None) -> Any:
+def with_retries(fn: Any, what: str | None = None, source: str | None = None, retries: int | None = None,
+                 backoff: float | None = None) -> Any:
     """Call ``fn`` again after transient Hub faults, waiting backoff, 2×backoff, … (capped at 30 s).
 
     Downloads resume: ``huggingface_hub`` keeps the partial ``.incomplete``
     file and asks the server only for the missing bytes on the next call.
     ``HF_UNLEARN_HUB_RETRIES`` (default 4) and ``HF_UNLEARN_HUB_BACKOFF``
     (seconds, default 1) tune it; each attempt's own wait is bounded by
-    ``HF_HUB_DOWNLOAD_TIMEOUT`` / ``HF_HUB_ETAG_TIMEOUT``.
+    ``HF_HUB_DOWNLOAD_TIMEOUT`` / ``HF_HUB_ETAG_TIMEOUT``. When a fault
+    outlasts every retry and ``what`` / ``source`` name the thing being
+    loaded, it becomes one :class:`UnlearnError` line; other errors propagate.
     """
     retries = int(os.environ.get("HF_UNLEARN_HUB_RETRIES", "4")) if retries is None else retries
     backoff = float(os.environ.get("HF_UNLEARN_HUB_BACKOFF", "1")) if backoff is None else backoff
@@ -115,17 +118,20 @@ def with_retries(fn: Any, retries: int | None = None, backoff: float | None = No
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - classified below; the last one propagates
-            if attempt == retries or not is_transient(exc):
+            if not is_transient(exc):
                 raise
+            if attempt == retries:
+                if what is None:
+                    raise
+                raise UnlearnError(unreachable_message(exc, what, source or "", retries)) from exc
             logger.warning("transient Hub fault (%s); retry %d of %d in %.1f s", type(exc).__name__,
                            attempt + 1, retries, min(30.0, backoff * 2 ** attempt))
             time.sleep(min(30.0, backoff * 2 ** attempt))
     raise AssertionError("unreachable")
 
 
-def unreachable_message(exc: BaseException, what: str, source: str) -> str:
+def unreachable_message(exc: BaseException, what: str, source: str, retries: int) -> str:
     """The one line for a fault that outlasted every retry (a timeout, a dropped connection, a 5xx)."""
-    retries = os.environ.get("HF_UNLEARN_HUB_RETRIES", "4")
     for e in _chain(exc):
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status is not None:
@@ -205,7 +211,7 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
                 AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token))
 
     try:
-        model, processor = fetch() if local else with_retries(fetch)
+        model, processor = fetch() if local else with_retries(fetch, "model", source.id)
     except UnlearnError:
         raise
     except ValueError as exc:
@@ -221,12 +227,8 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
                 f"'{source.id}' is not a model directory (no config.json / weights / preprocessor_config.json): "
                 "save one with save_pretrained"
             ) from exc
-        if is_transient(exc):
-            raise UnlearnError(unreachable_message(exc, "model", source.id)) from exc
         raise UnlearnError(hub_error_message(exc.__cause__ or exc, "model", source.id, source.revision)) from exc
     except Exception as exc:  # noqa: BLE001 - every client error becomes one line
-        if is_transient(exc):
-            raise UnlearnError(unreachable_message(exc, "model", source.id)) from exc
         raise UnlearnError(hub_error_message(exc, "model", source.id, source.revision)) from exc
     commit = None if local else _model_commit(source, token, model)
     return model, processor, Resolved(source.id, source.revision, commit, local)
@@ -290,7 +292,8 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
                                         streaming=source.streaming)
         else:
             dsd = with_retries(lambda: datasets.load_dataset(path, name=source.config, revision=source.revision,
-                                                             token=token, streaming=source.streaming))
+                                                             token=token, streaming=source.streaming),
+                               "dataset", path)
         if source.streaming:
             dsd = materialise_streams(dsd)
     except UnlearnError:
