@@ -139,6 +139,7 @@ class Engine:
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.eval_batch_size = eval_batch_size
         self.progress = progress
+        self._last_emit = 0.0
         self.cancel = cancel
 
     # ------------------------------------------------------------ helpers
@@ -157,6 +158,19 @@ class Engine:
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled()
+
+    def _emit_due(self, epoch_end: bool) -> bool:
+        """A step's progress event is due: always on the CPU, on an accelerator at most every 0.25 s.
+
+        The event reads the running loss, which waits for the device's whole
+        queue; once a step it would keep the GPU idle while Python launches
+        the next step's kernels.
+        """
+        now = time.perf_counter()
+        if self.device.type == "cpu" or epoch_end or now - self._last_emit >= 0.25:
+            self._last_emit = now
+            return True
+        return False
 
     def emit(self, **event: Any) -> None:
         if self.progress is not None:
@@ -297,7 +311,7 @@ class Engine:
                     running += loss.detach().float()
                     count += 1
                     step += 1
-                    if self.progress is not None:
+                    if self.progress is not None and self._emit_due(count == steps_per_epoch):
                         mean = float(running) / count
                         self._check_finite(mean, phase, epoch)
                         self.emit(phase=phase, epoch=epoch + 1, epochs=settings.epochs, step=step, steps=total,

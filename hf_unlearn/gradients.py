@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from . import layer_grads
 from .engine import forward_logits
 
 Grads = dict[str, torch.Tensor]  # parameter name -> (n, *param.shape)
@@ -85,12 +86,23 @@ def gram(grads: Grads) -> torch.Tensor:
 
 
 def span_coefficients(grads: Grads, params: dict[str, torch.Tensor], rel_tol: float = 1e-10) -> torch.Tensor:
-    """c with G c = P_G θ: solves (GᵀG) c = Gᵀθ by Cholesky, eigen-pseudo-inverse if G is rank deficient."""
+    """c with G c = P_G θ: solves (GᵀG) c = Gᵀθ."""
     n = next(iter(grads.values())).shape[0]
     k = gram(grads)
     b = torch.zeros(n, dtype=torch.float64, device=k.device)
     for name, g in grads.items():
         b += (g.reshape(n, -1) @ params[name].reshape(-1).to(g.dtype)).double()
+    return solve_gram(k, b, rel_tol).to(k.device)
+
+
+def solve_gram(k: torch.Tensor, b: torch.Tensor, rel_tol: float = 1e-10) -> torch.Tensor:
+    """c = (GᵀG)⁻¹ Gᵀθ by Cholesky, eigen-pseudo-inverse if G is rank deficient (on the CPU, float64).
+
+    An n × n system with n ≈ 50 is microseconds on a CPU; on a GPU the
+    factorisation, the condition check and the info flag each cost a launch
+    and a synchronisation, so the small solve always moves to the host.
+    """
+    k, b = k.detach().double().cpu(), b.detach().double().cpu()
     chol, info = torch.linalg.cholesky_ex(k)
     if int(info) == 0:
         c = torch.cholesky_solve(b[:, None], chol)[:, 0]
@@ -115,3 +127,151 @@ def shrink_outside_span(params: dict[str, torch.Tensor], grads: Grads, lam: floa
         proj = (g.T @ c.to(g.dtype)).reshape(p.shape)
         p.mul_(1.0 - lam).add_(proj.to(p.dtype), alpha=lam)  # θ − λ(θ − Pθ) = (1 − λ)θ + λPθ
     return c
+
+
+class OutputSpan:
+    """GᵀG and Gᵀθ for n samples' output gradients, without G in memory; then the shrink θ ← θ − λ(θ − P_G θ).
+
+    One forward of the n samples (eval mode, no autocast) keeps each
+    supported layer's input; one backward to the layers' outputs gives every
+    sample's ∂f_i/∂output; each layer's per-sample gradients then go into
+    the Gram sum and are dropped, so no d × n matrix ever exists. Parameters no closed form covers
+    come from ``per_sample_output_grads`` (vmap over them alone, ``chunk_size``
+    samples per call). The shrink
+    needs only G c, which one weighted backward of Σ cᵢ fᵢ gives for every
+    parameter at once.
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, params: dict[str, torch.Tensor], *,
+                 index: torch.Tensor | None = None,
+                 call: Callable[[nn.Module, torch.Tensor], torch.Tensor] = logits_call,
+                 chunk_size: int | None = None) -> None:
+        self.model, self.params, self.chunk_size = model, params, chunk_size
+        modes = {m: m.training for m in model.modules()}
+        model.eval()
+        try:
+            self.k, self.b = self._gram(x, index, call)
+        finally:
+            for module, training in modes.items():
+                module.training = training
+
+    def _gram(self, x: torch.Tensor, index: torch.Tensor | None, call: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        owners = _hooked_owners(self.model, self.params)
+        seen: dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [] for m in owners}
+
+        def keep(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+            # clones: a later in-place op (ReLU(inplace=True), +=) must change neither what we read
+            # nor the tensor we differentiate to
+            seen[module].append((inputs[0].detach().clone(), output))
+            return output.clone()
+
+        handles = [m.register_forward_hook(keep) for m in owners]
+        try:
+            with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+                out = call(self.model, x).reshape(len(x), -1)
+                if index is None:
+                    index = out.detach().argmax(dim=1)
+                self.outputs = out.gather(1, index.reshape(-1, 1).to(out.device))[:, 0]
+        finally:
+            for h in handles:
+                h.remove()
+        calls = [(m, a, o) for m, pairs in seen.items() for a, o in pairs]
+        out_grads = torch.autograd.grad(self.outputs, [o for _, _, o in calls],
+                                        torch.ones_like(self.outputs), retain_graph=True, allow_unused=True)
+        names = {id(p): n for n, p in self.params.items()}
+        gram = _GramSum(len(x))
+        covered = set()
+        for module in owners:  # one layer at a time
+            mine = [(a, o, d) for (m, a, o), d in zip(calls, out_grads, strict=True) if m is module and d is not None]
+            ghost = None
+            weight = getattr(module, "weight", None)
+            if len(mine) == 1 and weight is not None and id(weight) in names:
+                ghost = layer_grads.ghost_gram(module, *mine[0][::2], mine[0][1])
+            if ghost is not None:
+                gram.add_product(*ghost)
+                covered.add(names[id(weight)])
+            grads: dict[str, torch.Tensor] = {}
+            for a, _, d in mine:
+                for local, g in layer_grads.layer_grads(module, a, d, skip_weight=ghost is not None).items():
+                    grads[local] = grads[local] + g if local in grads else g  # a layer used twice: they add
+            for local, g in grads.items():
+                p = getattr(module, local)
+                if id(p) in names:
+                    gram.add(g, p)
+                    covered.add(names[id(p)])
+        rest = [n for n in self.params if n not in covered]
+        if rest:
+            for name, g in per_sample_output_grads(self.model, x, index, call=call, names=rest,
+                                                   chunk_size=self.chunk_size).items():
+                gram.add(g, self.params[name])
+        return gram.result()
+
+    def coefficients(self) -> torch.Tensor:
+        """c with G c = P_G θ."""
+        return solve_gram(self.k, self.b)
+
+    @torch.no_grad()
+    def shrink(self, lam: float) -> torch.Tensor:
+        """θ ← (1 − λ)θ + λ G c in place; returns c."""
+        c = self.coefficients()
+        tensors = list(self.params.values())
+        with torch.enable_grad():
+            gc = torch.autograd.grad(self.outputs, tensors, c.to(self.outputs), allow_unused=True)
+        self.outputs = None  # the graph is spent
+        torch._foreach_mul_(tensors, 1.0 - lam)
+        moved = [(p, g) for p, g in zip(tensors, gc, strict=True) if g is not None]
+        if moved:
+            torch._foreach_add_([p for p, _ in moved], [g.to(p.dtype) for p, g in moved], alpha=lam)
+        return c
+
+
+def _hooked_owners(model: nn.Module, params: dict[str, torch.Tensor]) -> list[nn.Module]:
+    """Modules whose trainable parameters all have a closed-form per-sample gradient, used nowhere else."""
+    wanted = {id(p) for p in params.values()}
+    uses: dict[int, int] = {}
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            uses[id(p)] = uses.get(id(p), 0) + 1
+    owners = []
+    for m in model.modules():
+        own = [p for p in m.parameters(recurse=False) if id(p) in wanted]
+        if own and layer_grads.supports(m) and all(uses[id(p)] == 1 for p in own):
+            owners.append(m)
+    return owners
+
+
+class _GramSum:
+    """Running GᵀG and Gᵀθ, one parameter tensor's per-sample gradients at a time.
+
+    Each tensor's block goes straight into the sums by one ``addmm`` and one
+    ``addmv`` (no concatenated copy of G); the sums are float32, or float64
+    when a gradient is, and returned as float64 for the solve.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.k: torch.Tensor | None = None
+        self.b: torch.Tensor | None = None
+
+    def add(self, g: torch.Tensor, theta: torch.Tensor) -> None:
+        g = g.reshape(self.n, -1)
+        if self.k is None:
+            dtype = torch.float64 if g.dtype == torch.float64 else torch.float32
+            self.k = torch.zeros(self.n, self.n, dtype=dtype, device=g.device)
+            self.b = torch.zeros(self.n, dtype=dtype, device=g.device)
+        g = g.to(self.k.dtype)
+        self.k.addmm_(g, g.T)
+        self.b.addmv_(g, theta.detach().reshape(-1).to(g.dtype))
+
+    def add_product(self, k: torch.Tensor, b: torch.Tensor) -> None:
+        """A block's share already multiplied out (``layer_grads.ghost_gram``)."""
+        if self.k is None:
+            self.k, self.b = k.clone(), b.clone()
+        else:
+            self.k += k.to(self.k.dtype)
+            self.b += b.to(self.b.dtype)
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is None:
+            raise ValueError("no parameter has an output gradient: nothing spans G")
+        return self.k.double(), self.b.double()

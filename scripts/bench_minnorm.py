@@ -1,10 +1,13 @@
 """Seconds per MinNorm-OG step vs a plain retain step, on a ResNet-18-sized transformers classifier.
 
-A MinNorm-OG step = one projection (n_pert per-sample output gradients, then
-the Gram-space projection of every parameter) + one retain-loss step. The
-gradient matrix and the projection are also timed separately.
+A MinNorm-OG step = one projection (GᵀG and Gᵀθ of n_pert per-sample output
+gradients, then θ ← θ − λ(θ − P_G θ)) + one retain-loss step. The Gram part
+and the projection are also timed separately. ``--path hooks`` (the method's
+path) forms GᵀG from closed-form per-layer gradients and G c from one weighted
+backward; ``--path vmap`` is the earlier one: G from ``torch.func.vmap(grad)``,
+projection tensor by tensor.
 
-    python scripts/bench_minnorm.py [--n-pert 50] [--batch 128] [--size 32] [--device cuda]
+    python scripts/bench_minnorm.py [--n-pert 50] [--batch 128] [--size 32] [--path hooks|vmap] [--device cuda]
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ import torch
 import torch.nn.functional as F
 
 
-def timed(fn, repeats: int, device: torch.device) -> float:
-    """Median wall seconds of ``fn`` over ``repeats`` runs after one warm-up."""
+def timed(fn, repeats: int, device: torch.device, setup=None) -> float:
+    """Median wall seconds of ``fn`` over ``repeats`` runs after one warm-up (``setup`` runs untimed before each)."""
+    if setup is not None:
+        setup()
     fn()
     times = []
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -36,14 +43,15 @@ def timed(fn, repeats: int, device: torch.device) -> float:
 def main() -> None:
     from transformers import ResNetConfig, ResNetForImageClassification
 
-    from hf_unlearn.gradients import per_sample_output_grads, shrink_outside_span
+    from hf_unlearn.gradients import OutputSpan, per_sample_output_grads, shrink_outside_span
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-pert", type=int, default=50)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--chunk", type=int, default=16, help="samples per vmapped backward pass (0: all at once)")
+    ap.add_argument("--chunk", type=int, default=0, help="samples per vmapped backward pass (0: all at once)")
+    ap.add_argument("--path", choices=("hooks", "vmap"), default="hooks")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast for the retain step (G stays float32)")
     ap.add_argument("--channels-last", action="store_true")
@@ -74,10 +82,16 @@ def main() -> None:
     holder = {}
 
     def gradient_matrix() -> None:
-        holder["g"] = per_sample_output_grads(model, xp, chunk_size=args.chunk or None)  # float32, as in the method
+        if args.path == "hooks":
+            holder["g"] = OutputSpan(model, xp, params)
+        else:
+            holder["g"] = per_sample_output_grads(model, xp, chunk_size=args.chunk or None)  # float32
 
     def projection() -> None:
-        shrink_outside_span(params, holder["g"], 1e-6)
+        if args.path == "hooks":
+            holder["g"].shrink(1e-6)  # spends the span's graph: ``setup`` builds a fresh one, untimed
+        else:
+            shrink_outside_span(params, holder["g"], 1e-6)
 
     def minnorm_step() -> None:
         gradient_matrix()
@@ -86,18 +100,20 @@ def main() -> None:
 
     t_retain = timed(retain_step, args.repeats, device)
     t_grads = timed(gradient_matrix, args.repeats, device)
-    t_proj = timed(projection, args.repeats, device)
+    t_proj = timed(projection, args.repeats, device, setup=gradient_matrix if args.path == "hooks" else None)
     t_step = timed(minnorm_step, args.repeats, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU " \
         f"({torch.get_num_threads()} threads)"
     print(f"ResNet-18 ({n_params / 1e6:.1f}M parameters), {args.size}px, batch {args.batch}, n_pert {args.n_pert}, "
-          f"{name}, torch {torch.__version__}, chunk {args.chunk}, bf16 autocast {args.amp}, "
+          f"{name}, torch {torch.__version__}, path {args.path}, chunk {args.chunk}, bf16 autocast {args.amp}, "
           f"channels-last {args.channels_last}")
     print("| what | seconds |")
     print("|---|---|")
     print(f"| plain retain step (fwd+bwd+AdamW, batch {args.batch}) | {t_retain:.4f} |")
-    print(f"| gradient matrix G ({args.n_pert} per-sample output gradients, vmap) | {t_grads:.4f} |")
-    print(f"| Gram-space projection (Cholesky, chunked by tensor) | {t_proj:.4f} |")
+    what = "GᵀG, Gᵀθ by per-layer closed forms" if args.path == "hooks" else "G by vmap"
+    print(f"| gradient part ({args.n_pert} per-sample output gradients: {what}) | {t_grads:.4f} |")
+    print(f"| projection (Cholesky solve{', G c by one weighted backward' if args.path == 'hooks' else ''}"
+          f", update) | {t_proj:.4f} |")
     print(f"| MinNorm-OG step (projection + retain step) | {t_step:.4f} |")
     print(f"step ratio MinNorm-OG / retain = {t_step / t_retain:.2f}")
 

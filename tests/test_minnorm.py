@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from hf_unlearn import UnlearnError, unlearn
-from hf_unlearn.gradients import per_sample_output_grads, shrink_outside_span
+from hf_unlearn import UnlearnError, layer_grads, unlearn
+from hf_unlearn.gradients import OutputSpan, gram, per_sample_output_grads, shrink_outside_span
 from hf_unlearn.methods.minnorm_og import stratified_rows
 
 
@@ -137,3 +137,108 @@ def test_per_sample_gradients_leave_each_module_in_its_mode():
     per_sample_output_grads(model, torch.randn(3, 3, 16, 16))
     assert {n: m.training for n, m in model.named_modules()} == before
     assert model.training and not all(before.values())
+
+
+class _Mixed(nn.Module):
+    """Every case the closed forms must get right: in-place ReLU after BatchNorm, a layer used twice,
+    GroupNorm, a grouped convolution, a bare parameter only vmap can see, and an ImageNet-style head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.depthwise = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.gn = nn.GroupNorm(2, 8)
+        self.scale = nn.Parameter(torch.rand(8) + 0.5)
+        self.shared = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, pixel_values: torch.Tensor):
+        z = self.relu(self.bn(self.conv(pixel_values)))
+        z = self.gn(self.depthwise(z)) * self.scale[:, None, None]
+        z = z.mean((2, 3))
+        z = self.shared(torch.tanh(self.shared(z)))
+        return type("Out", (), {"logits": self.head(z)})()
+
+
+def _tiny(kind: str) -> nn.Module:
+    from transformers import (
+        ConvNextConfig,
+        ConvNextForImageClassification,
+        ResNetConfig,
+        ResNetForImageClassification,
+        ViTConfig,
+        ViTForImageClassification,
+    )
+
+    if kind == "resnet":
+        return ResNetForImageClassification(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
+                                                         depths=[1, 1], layer_type="basic", num_labels=5))
+    if kind == "vit":  # cls token and position embeddings are bare parameters: the vmap fallback
+        return ViTForImageClassification(ViTConfig(image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=1,
+                                                   num_attention_heads=2, intermediate_size=32, num_labels=5))
+    if kind == "convnext":  # depthwise convolutions, a custom LayerNorm and layer-scale parameters
+        return ConvNextForImageClassification(ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16],
+                                                             depths=[1, 1], num_labels=5, image_size=16))
+    return _Mixed()
+
+
+@pytest.mark.parametrize("kind", ["resnet", "vit", "convnext", "mixed"])
+def test_output_span_equals_the_vmap_reference(kind):
+    torch.manual_seed(0)
+    model = _tiny(kind).double()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval-mode normalisation matters
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(7, 3, 16, 16, dtype=torch.float64)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    reference = per_sample_output_grads(model, x, chunk_size=None)
+    k_ref = gram(reference)
+    b_ref = sum(reference[n].reshape(7, -1) @ p.detach().reshape(-1) for n, p in params.items())
+    expected = {n: p.detach().clone() for n, p in params.items()}
+    shrink_outside_span(expected, reference, 0.3)
+
+    span = OutputSpan(model, x, params)
+    assert torch.allclose(span.k, k_ref, rtol=1e-10, atol=1e-12 * k_ref.abs().max())
+    assert torch.allclose(span.b, b_ref, rtol=1e-10, atol=1e-12 * b_ref.abs().max())
+    span.shrink(0.3)
+    for n, p in params.items():
+        assert torch.allclose(p.detach(), expected[n], rtol=1e-9, atol=1e-12), n
+    assert model.training  # modes restored
+
+
+def test_ghost_gram_is_used_where_cheaper_and_agrees_with_the_formed_gradients():
+    torch.manual_seed(1)
+    n = 6
+    narrow = nn.Conv2d(32, 32, 3, padding=1).double()  # 2×2 map, 9,216 weights: ghost
+    wide = nn.Conv2d(3, 4, 3, padding=1).double()  # 32×32 map, 108 weights: formed
+    for conv, size in ((narrow, 2), (wide, 32)):
+        a = torch.randn(n, conv.in_channels, size, size, dtype=torch.float64)
+        out = conv(a)
+        d = torch.randn_like(out)
+        ghost = layer_grads.ghost_gram(conv, a, d, out)
+        g = layer_grads.layer_grads(conv, a, d)["weight"].reshape(n, -1)
+        if conv is wide:
+            assert ghost is None
+            continue
+        k, b = ghost
+        assert torch.allclose(k, g @ g.T, rtol=1e-10)
+        assert torch.allclose(b, g @ conv.weight.detach().reshape(-1), rtol=1e-10)
+
+
+def test_output_span_on_the_linear_model_is_the_min_norm_interpolator():
+    g = torch.Generator().manual_seed(3)
+    d, n_r = 60, 15
+    x_r = torch.randn(n_r, d, generator=g, dtype=torch.float64)
+    y_r = torch.randn(n_r, generator=g, dtype=torch.float64)
+    x_all = torch.cat([x_r, torch.randn(4, d, generator=g, dtype=torch.float64)])
+    y_all = torch.cat([y_r, torch.full((4,), 1.5, dtype=torch.float64)])
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_((torch.linalg.pinv(x_all) @ y_all)[None])
+    OutputSpan(model, x_r, dict(model.named_parameters()), index=torch.zeros(n_r, dtype=torch.long),
+               call=_linear_call).shrink(1.0)
+    assert torch.max(torch.abs(model.weight[0].detach() - torch.linalg.pinv(x_r) @ y_r)) < 1e-8

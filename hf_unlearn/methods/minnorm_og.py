@@ -8,10 +8,13 @@ after each projection; projections stop in the last T_GD epochs and run only
 in epochs divisible by T_proj. Each step pairs a forget batch (it only counts
 steps, as in the authors' code) with a retain batch.
 
-Unlike the authors' code: G comes from one batched per-sample-gradient call
-(``hf_unlearn.gradients``), the samples are stratified with at least one per
-class present (never an empty G), and the projection is solved in the
-n_pert × n_pert Gram space, chunked by parameter tensor.
+Unlike the authors' code: G is never built with one backward per column:
+``hf_unlearn.gradients.OutputSpan`` forms GᵀG and Gᵀθ from one forward and
+one backward of the n_pert samples (closed-form per-sample gradients for
+Linear, Conv2d and norm layers, vmap for the rest), block by block of
+parameters, solves the n_pert × n_pert system, and gets G c from one
+weighted backward. The samples are stratified with at least one per class
+present (never an empty G).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from torch import nn
 
 from ..data import Split
 from ..errors import UnlearnError
-from ..gradients import per_sample_output_grads, shrink_outside_span
+from ..gradients import OutputSpan
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
@@ -39,9 +42,9 @@ class MinNormSettings(BaseSettings):
     t_gd: int = doc(1, "T_GD: the last T_GD epochs take retain-loss steps only (no projection)")
     t_proj: int = doc(1, "T_proj: project only in epochs whose index is divisible by T_proj")
     n_pert: int = doc(50, "n_pert: retain samples whose output gradients span G (≥ 1 per class present)")
-    grad_chunk: int = doc(0, "samples per vmapped backward pass (0 = all n_pert in one; a smaller chunk "
-                             "bounds activation memory for large models at some speed: 16 took 2.4× as long "
-                             "as 0 for ResNet-18 on an H100)")
+    grad_chunk: int = doc(0, "samples per vmapped backward pass for parameters outside Linear/Conv2d/norm "
+                             "layers (a ViT's position embeddings, custom modules); 0 = all n_pert in one, a "
+                             "smaller chunk bounds activation memory at some speed")
     bn_policy: str = doc("train", "BatchNorm statistics follow the retain batches (only retain data is forwarded "
                                   "in train mode): the shrink changes activation scales, frozen statistics would "
                                   "mis-normalise them")
@@ -102,9 +105,7 @@ class Projector:
         rows = stratified_rows(self.labels, classes, self.s.n_pert, self.rng)
         engine = self.ctx.engine
         x = self.ctx.data.normalizer(self.retain.pixels(torch.as_tensor(rows)).to(engine.device))
-        grads = per_sample_output_grads(model, x, chunk_size=self.s.grad_chunk or None,
-                                        names=list(self.params))
-        shrink_outside_span(self.params, grads, self.lam)
+        OutputSpan(model, x, self.params, chunk_size=self.s.grad_chunk or None).shrink(self.lam)
         self.lam *= self.s.gamma_reg
         self.projections += 1
 
