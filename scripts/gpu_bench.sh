@@ -28,13 +28,19 @@ stage() {  # name, seconds allowed, command...
 for s in "$@"; do
     case $s in
         minnorm)
-            stage minnorm-32 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --chunk 16
-            stage minnorm-32-all 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --chunk 0
-            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --chunk 0 --amp --channels-last ;;
+            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last
+            stage minnorm-64-vmap 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last \
+                --path vmap
+            stage minnorm-32 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --amp --channels-last ;;
         sin)
             stage sin "${SIN_LIMIT:-300}" python3 scripts/reproduce_sin.py --json "$OUT/sin.json" ;;
         original)
             stage original 240 python3 scripts/train_original.py --out "$ORIGINAL" --cache-dir "$TENSORS" ;;
+        sizes)  # the stock ResNet-18's test accuracy at larger inputs (same recipe), e.g. SIZES="96 128"
+            for px in ${SIZES:-96 128}; do
+                stage "original-$px" "${SIZE_LIMIT:-300}" python3 scripts/train_original.py --size "$px" \
+                    --out "$HF_UNLEARN_CACHE/originals/cifar10-resnet18-$px" --cache-dir "$TENSORS"
+            done ;;
         sweep)
             stage sweep "${SWEEP_LIMIT:-400}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" --sweep ${SWEEP_ARGS:-} \
                 --cache-dir "$TENSORS" --json "$OUT/sweep.json" --md "$OUT/sweep.md" ;;
