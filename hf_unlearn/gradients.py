@@ -12,6 +12,7 @@ is ever built in one piece.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -21,6 +22,9 @@ from . import layer_grads
 from .engine import forward_logits
 
 Grads = dict[str, torch.Tensor]  # parameter name -> (n, *param.shape)
+
+#: per model, the (layer id, "in" | "out") tensors an in-place op changes after the layer ran (found once)
+_COPY: weakref.WeakKeyDictionary[nn.Module, set[tuple[int, str]]] = weakref.WeakKeyDictionary()
 
 
 def logits_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -157,27 +161,21 @@ class OutputSpan:
 
     def _gram(self, x: torch.Tensor, index: torch.Tensor | None, call: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         owners = _hooked_owners(self.model, self.params)
-        seen: dict[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [] for m in owners}
-
-        def keep(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-            # clones: a later in-place op (ReLU(inplace=True), +=) must change neither what we read
-            # nor the tensor we differentiate to
-            seen[module].append((inputs[0].detach().clone(), output))
-            return output.clone()
-
-        handles = [m.register_forward_hook(keep) for m in owners]
-        try:
-            with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
-                out = call(self.model, x).reshape(len(x), -1)
-                if index is None:
-                    index = out.detach().argmax(dim=1)
-                self.outputs = out.gather(1, index.reshape(-1, 1).to(out.device))[:, 0]
-        finally:
-            for h in handles:
-                h.remove()
-        calls = [(m, a, o) for m, pairs in seen.items() for a, o in pairs]
-        out_grads = torch.autograd.grad(self.outputs, [o for _, _, o in calls],
+        copy = _COPY.setdefault(self.model, set())
+        while True:
+            calls, index = self._forward(x, index, call, owners, copy)
+            changed = {(id(m), "in") for m, a, va, _, _ in calls if a._version != va} | \
+                      {(id(m), "out") for m, _, _, o, vo in calls if o._version != vo}
+            if not changed:
+                break
+            # an in-place op (ReLU(inplace=True), a residual +=) changed a kept tensor after its layer ran:
+            # keep a copy of that one from now on (one kernel each, so only where needed) and run again
+            if changed <= copy:
+                raise RuntimeError("a layer's kept input or output changed in place despite the copy")
+            copy |= changed
+        out_grads = torch.autograd.grad(self.outputs, [c[3] for c in calls],
                                         torch.ones_like(self.outputs), retain_graph=True, allow_unused=True)
+        calls = [(m, a, o) for m, a, _, o, _ in calls]
         names = {id(p): n for n, p in self.params.items()}
         gram = _GramSum(len(x))
         covered = set()
@@ -205,6 +203,30 @@ class OutputSpan:
                                                    chunk_size=self.chunk_size).items():
                 gram.add(g, self.params[name])
         return gram.result()
+
+    def _forward(self, x: torch.Tensor, index: torch.Tensor | None, call: Callable, owners: list[nn.Module],
+                 copy: set[tuple[int, str]]) -> tuple[list, torch.Tensor]:
+        """Forward of the n samples keeping each owner's input and output (and their version counters)."""
+        calls: list[tuple[nn.Module, torch.Tensor, int, torch.Tensor, int]] = []
+
+        def keep(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            a = inputs[0].detach()
+            if (id(module), "in") in copy:
+                a = a.clone()
+            calls.append((module, a, a._version, output, output._version))
+            return output.clone() if (id(module), "out") in copy else None  # the copy flows on, ours stays
+
+        handles = [m.register_forward_hook(keep) for m in owners]
+        try:
+            with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
+                out = call(self.model, x).reshape(len(x), -1)
+                if index is None:
+                    index = out.detach().argmax(dim=1)
+                self.outputs = out.gather(1, index.reshape(-1, 1).to(out.device))[:, 0]
+        finally:
+            for h in handles:
+                h.remove()
+        return calls, index
 
     def coefficients(self) -> torch.Tensor:
         """c with G c = P_G θ."""
@@ -241,37 +263,51 @@ def _hooked_owners(model: nn.Module, params: dict[str, torch.Tensor]) -> list[nn
 
 
 class _GramSum:
-    """Running GᵀG and Gᵀθ, one parameter tensor's per-sample gradients at a time.
+    """Running GᵀG and Gᵀθ from per-sample gradients, a bounded block at a time.
 
-    Each tensor's block goes straight into the sums by one ``addmm`` and one
-    ``addmv`` (no concatenated copy of G); the sums are float32, or float64
-    when a gradient is, and returned as float64 for the solve.
+    Gradients gather until ``block_bytes``, then go into the sums by one
+    concatenation, one ``addmm`` and one ``addmv``: few kernel launches (at
+    n ≈ 50 each layer's share is small and launches, not arithmetic, set
+    the time on a GPU), yet never more than a block of G in memory. Sums are
+    float32, or float64 when a gradient is, and returned as float64.
     """
 
-    def __init__(self, n: int) -> None:
-        self.n = n
+    def __init__(self, n: int, block_bytes: int = 256 << 20) -> None:
+        self.n, self.block_bytes = n, block_bytes
         self.k: torch.Tensor | None = None
         self.b: torch.Tensor | None = None
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.products: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.size = 0
 
     def add(self, g: torch.Tensor, theta: torch.Tensor) -> None:
-        g = g.reshape(self.n, -1)
-        if self.k is None:
-            dtype = torch.float64 if g.dtype == torch.float64 else torch.float32
-            self.k = torch.zeros(self.n, self.n, dtype=dtype, device=g.device)
-            self.b = torch.zeros(self.n, dtype=dtype, device=g.device)
-        g = g.to(self.k.dtype)
-        self.k.addmm_(g, g.T)
-        self.b.addmv_(g, theta.detach().reshape(-1).to(g.dtype))
+        self.pending.append((g.reshape(self.n, -1), theta.detach().reshape(-1)))
+        self.size += g.numel() * g.element_size()
+        if self.size >= self.block_bytes:
+            self._flush()
 
     def add_product(self, k: torch.Tensor, b: torch.Tensor) -> None:
         """A block's share already multiplied out (``layer_grads.ghost_gram``)."""
+        self.products.append((k, b))
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        dtype = torch.float64 if any(g.dtype == torch.float64 for g, _ in self.pending) else torch.float32
+        g = torch.cat([g.to(dtype) for g, _ in self.pending], dim=1)
+        theta = torch.cat([t.to(dtype) for _, t in self.pending])
+        self.pending, self.size = [], 0
         if self.k is None:
-            self.k, self.b = k.clone(), b.clone()
+            self.k, self.b = g @ g.T, g @ theta
         else:
-            self.k += k.to(self.k.dtype)
-            self.b += b.to(self.b.dtype)
+            self.k.addmm_(g, g.T)
+            self.b.addmv_(g, theta)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.k is None:
+        self._flush()
+        parts = ([] if self.k is None else [(self.k, self.b)]) + self.products
+        if not parts:
             raise ValueError("no parameter has an output gradient: nothing spans G")
-        return self.k.double(), self.b.double()
+        k = torch.stack([p[0] for p in parts]).sum(0)
+        b = torch.stack([p[1] for p in parts]).sum(0)
+        return k.double(), b.double()

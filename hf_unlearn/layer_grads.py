@@ -30,9 +30,23 @@ def _linear(m: nn.Linear, a: torch.Tensor, d: torch.Tensor) -> LayerGrads:
     return out
 
 
+def patches(m: nn.Conv2d, a: torch.Tensor) -> torch.Tensor:
+    """The convolution's input patches, (n, C·kh·kw, L) in the weight's (C, kh, kw) order.
+
+    Strided views and one copy: ``F.unfold`` (im2col) launches one kernel per
+    sample, a launch-bound crawl at n = 50 on a GPU.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = m.kernel_size, m.stride, m.dilation, m.padding
+    n, c = a.shape[:2]
+    if ph or pw:
+        a = F.pad(a, (pw, pw, ph, ph))
+    view = a.unfold(2, (kh - 1) * dh + 1, sh).unfold(3, (kw - 1) * dw + 1, sw)[..., ::dh, ::dw]  # n,C,H',W',kh,kw
+    return view.permute(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, -1)
+
+
 def _conv2d(m: nn.Conv2d, a: torch.Tensor, d: torch.Tensor) -> LayerGrads:
     n, groups = a.shape[0], m.groups
-    cols = F.unfold(a, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)  # (n, C·k·k, L)
+    cols = patches(m, a)
     length = cols.shape[-1]
     cols = cols.reshape(n * groups, -1, length)
     d = d.reshape(n * groups, -1, length)
@@ -130,8 +144,7 @@ def ghost_gram(module: nn.Module, inputs: torch.Tensor, out_grads: torch.Tensor,
         d = out_grads.reshape(n, -1, out_grads.shape[-1])
         bias_shape: tuple[int, ...] = (-1,)
     elif type(module) is nn.Conv2d and module.groups == 1 and _conv_ok(module):
-        a = F.unfold(inputs, module.kernel_size, dilation=module.dilation, padding=module.padding,
-                     stride=module.stride).transpose(1, 2)
+        a = patches(module, inputs).transpose(1, 2)
         d = out_grads.flatten(2).transpose(1, 2)
         bias_shape = (-1, 1, 1)
     else:

@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast for the retain step (G stays float32)")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's table of one projection")
     args = ap.parse_args()
     device = torch.device(args.device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
@@ -116,6 +117,17 @@ def main() -> None:
           f", update) | {t_proj:.4f} |")
     print(f"| MinNorm-OG step (projection + retain step) | {t_step:.4f} |")
     print(f"step ratio MinNorm-OG / retain = {t_step / t_retain:.2f}")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            gradient_matrix()
+            projection()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=25))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ stage() {  # name, seconds allowed, command...
 for s in "$@"; do
     case $s in
         minnorm)
-            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last
+            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last --profile
             stage minnorm-64-vmap 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last \
                 --path vmap
             stage minnorm-32 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --amp --channels-last ;;
