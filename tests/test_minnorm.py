@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from hf_unlearn import UnlearnError, layer_grads, unlearn
-from hf_unlearn.gradients import OutputSpan, gram, per_sample_output_grads, shrink_outside_span
+from hf_unlearn.gradients import OutputSpan, SpanShrinker, gram, per_sample_output_grads, shrink_outside_span
 from hf_unlearn.methods.minnorm_og import stratified_rows
 
 
@@ -242,3 +242,35 @@ def test_output_span_on_the_linear_model_is_the_min_norm_interpolator():
     OutputSpan(model, x_r, dict(model.named_parameters()), index=torch.zeros(n_r, dtype=torch.long),
                call=_linear_call).shrink(1.0)
     assert torch.max(torch.abs(model.weight[0].detach() - torch.linalg.pinv(x_r) @ y_r)) < 1e-8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (run on the GPU machine)")
+@pytest.mark.parametrize("kind", ["resnet", "mixed"])
+def test_graphed_projection_matches_the_eager_one_on_cuda(kind):
+    import copy
+
+    torch.manual_seed(0)
+    model = _tiny(kind).cuda()
+    twin = copy.deepcopy(model)
+    params = dict(model.named_parameters())
+    twin_params = dict(twin.named_parameters())
+    shrinker = SpanShrinker(model, params)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.05) for m in (model, twin)]
+    for step in range(5):
+        x = torch.randn(7, 3, 16, 16, device="cuda")
+        lam = 0.3 * 0.9**step
+        c = shrinker(x, lam)
+        c_eager = OutputSpan(twin, x, twin_params).shrink(lam)
+        assert torch.allclose(c, c_eager, rtol=1e-3, atol=1e-5), step
+        for m, opt in zip((model, twin), opts, strict=True):  # a retain step moves the weights in between
+            m.train()
+            opt.zero_grad()
+            m(pixel_values=x).logits.square().mean().backward()
+            opt.step()
+    for n, p in params.items():
+        assert torch.allclose(p, twin_params[n], rtol=1e-3, atol=1e-5), n
+    states = list(shrinker.state.values())
+    if kind == "resnet":  # closed forms everywhere: captured and replayed
+        assert len(states) == 1 and not isinstance(states[0], str)
+    else:  # a bare parameter needs vmap: stays eager
+        assert states == ["eager"]

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data import Split
 from ..errors import UnlearnError
-from ..gradients import OutputSpan
+from ..gradients import SpanShrinker
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
@@ -45,6 +45,8 @@ class MinNormSettings(BaseSettings):
     grad_chunk: int = doc(0, "samples per vmapped backward pass for parameters outside Linear/Conv2d/norm "
                              "layers (a ViT's position embeddings, custom modules); 0 = all n_pert in one, a "
                              "smaller chunk bounds activation memory at some speed")
+    cuda_graphs: bool = doc(True, "on a GPU, replay the projection from CUDA graphs after its first call "
+                                  "(same numbers; its few hundred small kernels otherwise wait on Python)")
     bn_policy: str = doc("train", "BatchNorm statistics follow the retain batches (only retain data is forwarded "
                                   "in train mode): the shrink changes activation scales, frozen statistics would "
                                   "mis-normalise them")
@@ -94,6 +96,8 @@ class Projector:
         self.params = {n: p for n, p in ctx.model.named_parameters() if p.requires_grad}
         if not self.params:
             raise UnlearnError("the model has no trainable parameters: MinNorm-OG has nothing to project")
+        self.shrink = SpanShrinker(ctx.model, self.params, chunk_size=settings.grad_chunk or None,
+                                   graphs=settings.cuda_graphs)
 
     def active(self, epoch: int) -> bool:
         return epoch < self.s.epochs - self.s.t_gd and epoch % self.s.t_proj == 0
@@ -105,7 +109,7 @@ class Projector:
         rows = stratified_rows(self.labels, classes, self.s.n_pert, self.rng)
         engine = self.ctx.engine
         x = self.ctx.data.normalizer(self.retain.pixels(torch.as_tensor(rows)).to(engine.device))
-        OutputSpan(model, x, self.params, chunk_size=self.s.grad_chunk or None).shrink(self.lam)
+        self.shrink(x, self.lam)
         self.lam *= self.s.gamma_reg
         self.projections += 1
 
