@@ -28,10 +28,15 @@ stage() {  # name, seconds allowed, command...
 for s in "$@"; do
     case $s in
         minnorm)
-            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last --profile
+            stage minnorm-64 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last
+            stage minnorm-64-eager 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last \
+                --path hooks
             stage minnorm-64-vmap 90 python3 scripts/bench_minnorm.py --size 64 --batch 512 --amp --channels-last \
                 --path vmap
             stage minnorm-32 90 python3 scripts/bench_minnorm.py --size 32 --batch 128 --amp --channels-last ;;
+        cuda-tests)
+            stage cuda-tests 120 python3 -m pytest -q -p no:cacheprovider tests/test_minnorm.py tests/test_sin_experiment.py \
+                -k cuda ;;
         sin)
             stage sin "${SIN_LIMIT:-300}" python3 scripts/reproduce_sin.py --json "$OUT/sin.json" ;;
         original)
