@@ -387,6 +387,9 @@ class _GraphedSpan:
                 if moved:
                     step = torch._foreach_mul([g.to(p.dtype) for p, g in moved], self.lam)
                     torch._foreach_add_([p for p, _ in moved], step)
+        # the replays need only the memory (kept by the graphs' private pools), not the autograd graph: kept,
+        # its AccumulateGrad nodes would stay bound to the capture stream and sync every later backward
+        self.span.outputs = None
 
     def run(self, x: torch.Tensor, lam: float) -> torch.Tensor:
         self.x.copy_(x)
