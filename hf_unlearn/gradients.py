@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from . import layer_grads
 from .engine import forward_logits
@@ -151,6 +152,9 @@ class OutputSpan:
                  call: Callable[[nn.Module, torch.Tensor], torch.Tensor] = logits_call,
                  chunk_size: int | None = None) -> None:
         self.model, self.params, self.chunk_size = model, params, chunk_size
+        # fresh leaves sharing the parameters' storage: differentiating to them never touches the parameters'
+        # own autograd nodes, which a live loss graph or DDP may hold bound to another CUDA stream
+        self.leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
         modes = {m: m.training for m in model.modules()}
         model.eval()
         try:
@@ -220,7 +224,8 @@ class OutputSpan:
         handles = [m.register_forward_hook(keep) for m in owners]
         try:
             with torch.enable_grad(), torch.autocast(x.device.type, enabled=False):
-                out = call(self.model, x).reshape(len(x), -1)
+                out = functional_call(_Call(self.model, call), {f"inner.{n}": t for n, t in self.leaves.items()},
+                                      (x,)).reshape(len(x), -1)
                 if index is None:
                     index = out.detach().argmax(dim=1)
                 self.outputs = out.gather(1, index.reshape(-1, 1).to(out.device))[:, 0]
@@ -239,7 +244,7 @@ class OutputSpan:
         c = self.coefficients()
         tensors = list(self.params.values())
         with torch.enable_grad():
-            gc = torch.autograd.grad(self.outputs, tensors, c.to(self.outputs), allow_unused=True)
+            gc = torch.autograd.grad(self.outputs, list(self.leaves.values()), c.to(self.outputs), allow_unused=True)
         self.outputs = None  # the graph is spent
         torch._foreach_mul_(tensors, 1.0 - lam)
         moved = [(p, g) for p, g in zip(tensors, gc, strict=True) if g is not None]
@@ -360,6 +365,10 @@ class SpanShrinker:
                 return self._eager(x, lam)
         return state.run(x, lam)
 
+    def path(self) -> str:
+        """How the projections ran: "cuda-graphs" when any input shape was replayed, else "eager"."""
+        return "cuda-graphs" if any(isinstance(v, _GraphedSpan) for v in self.state.values()) else "eager"
+
     def _eager(self, x: torch.Tensor, lam: float) -> torch.Tensor:
         return OutputSpan(self.model, x, self.params, call=self.call, chunk_size=self.chunk_size).shrink(lam)
 
@@ -380,7 +389,8 @@ class _GraphedSpan:
         self.second = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.second):
             with torch.enable_grad():
-                gc = torch.autograd.grad(self.span.outputs, tensors, self.c, retain_graph=True, allow_unused=True)
+                gc = torch.autograd.grad(self.span.outputs, list(self.span.leaves.values()), self.c,
+                                         retain_graph=True, allow_unused=True)
             with torch.no_grad():
                 torch._foreach_mul_(tensors, self.keep)
                 moved = [(p, g) for p, g in zip(tensors, gc, strict=True) if g is not None]
@@ -389,7 +399,7 @@ class _GraphedSpan:
                     torch._foreach_add_([p for p, _ in moved], step)
         # the replays need only the memory (kept by the graphs' private pools), not the autograd graph: kept,
         # its AccumulateGrad nodes would stay bound to the capture stream and sync every later backward
-        self.span.outputs = None
+        self.span.outputs = self.span.leaves = None
 
     def run(self, x: torch.Tensor, lam: float) -> torch.Tensor:
         self.x.copy_(x)

@@ -265,7 +265,8 @@ def test_graphed_projection_matches_the_eager_one_on_cuda(kind):
         for m, opt in zip((model, twin), opts, strict=True):  # a retain step moves the weights in between
             m.train()
             opt.zero_grad()
-            m(pixel_values=x).logits.square().mean().backward()
+            loss = m(pixel_values=x).logits.square().mean()
+            loss.backward()  # ``loss`` stays alive into the next projection, as in the engine's loop
             opt.step()
     for n, p in params.items():
         assert torch.allclose(p, twin_params[n], rtol=1e-3, atol=1e-5), n
@@ -274,3 +275,13 @@ def test_graphed_projection_matches_the_eager_one_on_cuda(kind):
         assert len(states) == 1 and not isinstance(states[0], str)
     else:  # a bare parameter needs vmap: stays eager
         assert states == ["eager"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (run on the GPU machine)")
+def test_minnorm_og_in_the_engine_replays_its_projection_from_cuda_graphs(demo_assets, caplog):
+    result = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", method="minnorm-og", epochs=3, n_pert=20,
+                     mixed_precision="bf16")
+    assert result.artifacts["projections"] > 2
+    assert result.artifacts["projection_path"] == "cuda-graphs"
+    assert "capture failed" not in caplog.text
+    assert result.report.metrics["unlearned"]["ra"] > 50

@@ -120,6 +120,7 @@ def run(ctx: MethodContext, settings: MinNormSettings) -> nn.Module:
                      primary=("forget", ctx.data.forget), secondary={"retain": ctx.data.retain_train},
                      seed=ctx.seed, phase="minnorm-og", before_step=projector)
     ctx.artifacts["projections"] = projector.projections
+    ctx.artifacts["projection_path"] = projector.shrink.path()
     return finish(ctx, settings)
 
 
