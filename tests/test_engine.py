@@ -108,3 +108,24 @@ def test_bf16_mixed_precision_trains():
                        PixelNormalizer.identity(), primary=("train", _split()))
     assert all(torch.isfinite(torch.tensor(losses)))
     Engine(cpu=True)  # switching precision back resets accelerate's state instead of failing
+
+
+def test_fused_relabel_loss_equals_the_two_forward_loss_with_batchnorm_frozen(demo_model):
+    from hf_unlearn.engine import set_bn_policy
+    from hf_unlearn.methods.rl import fused_relabel_loss, relabel_loss
+
+    model, _ = demo_model
+    set_bn_policy(model, "freeze")
+    gen = torch.Generator().manual_seed(0)
+    batch = {"forget": (torch.randn(5, 1, 16, 16, generator=gen), torch.randint(0, 10, (5,), generator=gen)),
+             "retain": (torch.randn(7, 1, 16, 16, generator=gen), torch.randint(0, 10, (7,), generator=gen))}
+    grads = []
+    for fn in (relabel_loss, fused_relabel_loss):
+        model.zero_grad()
+        loss = fn(model, batch, 0.0)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (a, ga), (b, gb) = grads
+    assert torch.allclose(a, b, atol=1e-6)
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gb, strict=True))
+    model.zero_grad()
