@@ -123,8 +123,12 @@ class BaseSettings(TrainSettings):
 
 
 def random_other_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A uniformly random label different from each true label (RL, SalUn, RBM)."""
-    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
+    """A uniformly random label different from each true label (RL, SalUn, RBM).
+
+    Drawn where ``generator`` lives: a generator on the labels' GPU avoids a
+    host-to-device copy per step, which would wait for the GPU's whole queue.
+    """
+    shift = torch.randint(1, num_classes, y.shape, generator=generator, device=generator.device).to(y.device)
     return (y + shift) % num_classes
 
 

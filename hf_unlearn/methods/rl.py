@@ -24,11 +24,13 @@ def relabel(num_classes: int, seed: int):
     Drawn before the engine splits the batch across processes, so every
     process sees the labels a single process would have drawn.
     """
-    gen = torch.Generator().manual_seed(seed + 7919)
+    gens: dict[torch.device, torch.Generator] = {}
 
     def prepare(batch):
         xf, yf = batch["forget"]
-        return {**batch, "forget": (xf, random_other_labels(yf, num_classes, gen))}
+        if yf.device not in gens:  # one per device, same seed on every process: the same labels everywhere
+            gens[yf.device] = torch.Generator(device=yf.device).manual_seed(seed + 7919)
+        return {**batch, "forget": (xf, random_other_labels(yf, num_classes, gens[yf.device]))}
 
     return prepare
 
