@@ -1,13 +1,15 @@
 """Per-sample output gradients and the projection onto their span, for any ``nn.Module``.
 
-MinNorm-OG needs G = [∇_θ f(θ, x_1), …, ∇_θ f(θ, x_n)] for n ≈ 50 samples and
-the projection of θ onto span(G). The authors built G with one backward pass
-per column and a QR of the dense d × n matrix (which overflows at 24M
-parameters). Here G comes from one batched ``torch.func.vmap(grad)`` call and
-stays split by parameter tensor; the projection works in the n × n Gram space
-(``P_G θ = G (GᵀG)⁻¹ Gᵀ θ``; the products in the parameters' precision,
-the n × n sum and its Cholesky solve in float64), so no dense d × n matrix
-is ever built in one piece.
+MinNorm-OG needs, for G = [∇_θ f(θ, x_1), …, ∇_θ f(θ, x_n)] with n ≈ 50, the
+shrink θ ← θ − λ(θ − P_G θ). The authors built G with one backward pass per
+column and a QR of the dense d × n matrix (which overflows at 24M parameters).
+Here ``OutputSpan`` never forms G: GᵀG and Gᵀθ come from closed-form
+per-layer gradients (``layer_grads``), the n × n system is solved in float64
+(``P_G θ = G (GᵀG)⁻¹ Gᵀ θ``), and G c from one weighted backward;
+``SpanShrinker`` replays that from CUDA graphs on a GPU. The vmap path
+(``per_sample_output_grads``, ``shrink_outside_span``) is kept: it covers
+parameters no closed form does, serves the sin experiment's stacked MLPs,
+and is the tests' reference.
 """
 
 from __future__ import annotations
