@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data import Split
 from ..errors import UnlearnError
-from ..gradients import SpanShrinker
+from ..span import SpanShrinker
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
