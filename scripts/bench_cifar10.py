@@ -121,6 +121,18 @@ class Bench:
         return self.evaluate(model, data, seed), seconds
 
 
+def original_recipe(original: Path) -> dict[str, Any]:
+    """The recipe the original was trained with (``original.json``), so Retrain repeats it exactly.
+
+    ``CIFAR_RECIPE`` when the folder has no record (an original from elsewhere).
+    """
+    record = original / "original.json"
+    if not record.is_file():
+        return dict(CIFAR_RECIPE)
+    saved = json.loads(record.read_text()).get("recipe", {})
+    return {k: saved.get(k, v) for k, v in CIFAR_RECIPE.items()}
+
+
 def capped(settings: dict[str, Any], cap: int) -> dict[str, Any]:
     return dict(settings, epochs=min(settings.get("epochs", 5), cap)) if cap else settings
 
@@ -250,7 +262,7 @@ def main() -> None:
     bench = Bench(args.original, args.limit, args.cache_dir, args.mixed_precision)
     print(f"data on {bench.engine.device}: {len(bench.train)} train / {len(bench.test)} test, "
           f"{time.perf_counter() - t_start:.1f} s to load", flush=True)
-    recipe = capped(CIFAR_RECIPE, args.epochs_cap)
+    recipe = capped(original_recipe(args.original), args.epochs_cap)
     runs: list[dict[str, Any]] = []
 
     def record(kind: str, spec: ForgetSpec, method: str, settings: dict, metrics: dict, seconds: float | None,

@@ -40,7 +40,8 @@ for s in "$@"; do
         sin)
             stage sin "${SIN_LIMIT:-300}" python3 scripts/reproduce_sin.py --json "$OUT/sin.json" ;;
         original)
-            stage original 240 python3 scripts/train_original.py --out "$ORIGINAL" --cache-dir "$TENSORS" ;;
+            stage original "${ORIGINAL_LIMIT:-240}" python3 scripts/train_original.py --out "$ORIGINAL" --cache-dir "$TENSORS" \
+                ${ORIGINAL_ARGS:-} ;;  # e.g. ORIGINAL_ARGS="--size 128 --epochs 30"; Retrain follows original.json
         sizes)  # the stock ResNet-18's test accuracy at larger inputs (same recipe), e.g. SIZES="96 128"
             for px in ${SIZES:-96 128}; do
                 stage "original-$px" "${SIZE_LIMIT:-300}" python3 scripts/train_original.py --size "$px" \
