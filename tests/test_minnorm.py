@@ -286,3 +286,25 @@ def test_minnorm_og_in_the_engine_replays_its_projection_from_cuda_graphs(demo_a
     assert result.artifacts["projection_path"] == "cuda-graphs"
     assert "capture failed" not in caplog.text
     assert result.report.metrics["unlearned"]["ra"] > 50
+
+
+def test_output_span_over_a_subset_of_trainable_parameters_matches_the_reference():
+    torch.manual_seed(2)
+    model = _tiny("resnet").double()
+    for name, p in model.named_parameters():  # frozen: the stem, and every bias of the classifier
+        if name.startswith("resnet.embedder") or name.endswith("classifier.1.bias"):
+            p.requires_grad_(False)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and params
+    x = torch.randn(6, 3, 16, 16, dtype=torch.float64)
+    reference = per_sample_output_grads(model, x, chunk_size=None)
+    assert set(reference) == set(params)
+    b_ref = sum(reference[n].reshape(6, -1) @ p.detach().reshape(-1) for n, p in params.items())
+    span = OutputSpan(model, x, params)
+    assert torch.allclose(span.k, gram(reference), rtol=1e-10)
+    assert torch.allclose(span.b, b_ref, rtol=1e-10)
+    span.shrink(0.5)
+    for n, p in model.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
