@@ -20,6 +20,8 @@ os.environ["HF_HOME"] = str(_SESSION_DIR / "hf_home")
 os.environ["HF_UNLEARN_CACHE"] = str(_SESSION_DIR / "cache")
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # gradio posts its telemetry through huggingface_hub's sender,
+# past HF_HUB_DISABLE_TELEMETRY, i.e. to HF_ENDPOINT: the loopback Hub
 os.environ["HF_HUB_ETAG_TIMEOUT"] = "5"
 os.environ["HF_HUB_DOWNLOAD_TIMEOUT"] = "10"
 os.environ.pop("HF_HUB_OFFLINE", None)

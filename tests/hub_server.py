@@ -169,6 +169,7 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str = "application/json", head: bool = False) -> None:
+        head = head or self.command == "HEAD"  # a body after a HEAD response would corrupt the kept-alive connection
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for k, v in (headers or {}).items():

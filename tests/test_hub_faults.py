@@ -99,3 +99,20 @@ def test_client_errors_are_not_retried(fresh, monkeypatch):
         load_model(ModelSource("alice/no-such-model"), token=TOKEN)
     assert time.perf_counter() - t0 < 3  # no backoff wait happened
     assert "was not found" in str(e.value)
+
+
+def test_an_error_answer_to_head_has_no_body_and_the_connection_stays_usable(hub):
+    """A body after a HEAD answer would be read as the next answer's status line on a kept-alive connection
+    (gradio's telemetry HEAD once broke the next Hub call that way)."""
+    import http.client
+    from urllib.parse import urlparse
+
+    url = urlparse(hub.endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    conn.request("HEAD", "/api/no/such/route")
+    first = conn.getresponse()
+    assert first.status == 404 and first.read() == b""
+    conn.request("GET", "/api/whoami-v2", headers={"Authorization": f"Bearer {TOKEN}"})
+    second = conn.getresponse()
+    assert second.status == 200 and b"alice" in second.read()
+    conn.close()
