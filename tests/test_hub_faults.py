@@ -101,18 +101,21 @@ def test_client_errors_are_not_retried(fresh, monkeypatch):
     assert "was not found" in str(e.value)
 
 
-def test_an_error_answer_to_head_has_no_body_and_the_connection_stays_usable(hub):
+def test_an_error_answer_to_head_has_no_body(hub):
     """A body after a HEAD answer would be read as the next answer's status line on a kept-alive connection
-    (gradio's telemetry HEAD once broke the next Hub call that way)."""
-    import http.client
+    (gradio's telemetry HEAD once broke the next Hub call that way). Read raw: http.client drops such bytes."""
+    import socket
     from urllib.parse import urlparse
 
     url = urlparse(hub.endpoint)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
-    conn.request("HEAD", "/api/no/such/route")
-    first = conn.getresponse()
-    assert first.status == 404 and first.read() == b""
-    conn.request("GET", "/api/whoami-v2", headers={"Authorization": f"Bearer {TOKEN}"})
-    second = conn.getresponse()
-    assert second.status == 200 and b"alice" in second.read()
-    conn.close()
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(b"HEAD /api/no/such/route HTTP/1.1\r\nHost: hub\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(4096)
+        sock.settimeout(0.5)
+        try:
+            data += sock.recv(4096)  # anything after the headers is the bug
+        except TimeoutError:
+            pass
+    assert data.startswith(b"HTTP/1.1 404") and data.endswith(b"\r\n\r\n"), data[-80:]
