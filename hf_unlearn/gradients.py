@@ -23,7 +23,6 @@ from .engine import forward_logits
 Grads = dict[str, torch.Tensor]  # parameter name -> (n, *param.shape)
 
 
-
 def logits_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Default model call: a transformers image classifier's logits."""
     return forward_logits(model, x)

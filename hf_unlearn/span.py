@@ -81,7 +81,8 @@ class OutputSpan:
             ghost = None
             weight = getattr(module, "weight", None)
             if len(mine) == 1 and weight is not None and id(weight) in names:
-                ghost = layer_grads.ghost_gram(module, *mine[0][::2], mine[0][1])
+                a, o, d = mine[0]
+                ghost = layer_grads.ghost_gram(module, a, d, o)
             if ghost is not None:
                 gram.add_product(*ghost)
                 covered.add(names[id(weight)])
@@ -131,19 +132,34 @@ class OutputSpan:
         """c with G c = P_G θ."""
         return solve_gram(self.k, self.b)
 
-    @torch.no_grad()
     def shrink(self, lam: float) -> torch.Tensor:
         """θ ← (1 − λ)θ + λ G c in place; returns c."""
         c = self.coefficients()
+        self.update(c.to(self.outputs), 1.0 - lam, lam)
+        self.outputs = None  # the graph is spent
+        return c
+
+    def update(self, c: torch.Tensor, keep: float | torch.Tensor, lam: float | torch.Tensor,
+               retain_graph: bool = False) -> None:
+        """θ ← keep·θ + lam·G c, G c by one weighted backward.
+
+        ``keep`` and ``lam`` are numbers, or 0-dim device tensors that a
+        captured CUDA graph reads afresh at every replay.
+        """
         tensors = list(self.params.values())
         with torch.enable_grad():
-            gc = torch.autograd.grad(self.outputs, list(self.leaves.values()), c.to(self.outputs), allow_unused=True)
-        self.outputs = None  # the graph is spent
-        torch._foreach_mul_(tensors, 1.0 - lam)
-        moved = [(p, g) for p, g in zip(tensors, gc, strict=True) if g is not None]
-        if moved:
-            torch._foreach_add_([p for p, _ in moved], [g.to(p.dtype) for p, g in moved], alpha=lam)
-        return c
+            gc = torch.autograd.grad(self.outputs, list(self.leaves.values()), c, retain_graph=retain_graph,
+                                     allow_unused=True)
+        with torch.no_grad():
+            torch._foreach_mul_(tensors, keep)
+            moved = [(p, g.to(p.dtype)) for p, g in zip(tensors, gc, strict=True) if g is not None]
+            if not moved:
+                return
+            ps, gs = [p for p, _ in moved], [g for _, g in moved]
+            if isinstance(lam, torch.Tensor):  # a graph's λ: read from the device at replay
+                torch._foreach_add_(ps, torch._foreach_mul(gs, lam))
+            else:  # one fused multiply-add
+                torch._foreach_add_(ps, gs, alpha=lam)
 
 
 def _hooked_owners(model: nn.Module, params: dict[str, torch.Tensor]) -> list[nn.Module]:
@@ -272,22 +288,13 @@ class _GraphedSpan:
         self.x = x.detach().clone()
         self.keep = torch.ones((), device=dev)
         self.lam = torch.zeros((), device=dev)
-        tensors = list(params.values())
         self.first = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.first):
             self.span = OutputSpan(model, self.x, params, call=call)
         self.c = torch.zeros(len(x), device=dev, dtype=self.span.outputs.dtype)
         self.second = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.second):
-            with torch.enable_grad():
-                gc = torch.autograd.grad(self.span.outputs, list(self.span.leaves.values()), self.c,
-                                         retain_graph=True, allow_unused=True)
-            with torch.no_grad():
-                torch._foreach_mul_(tensors, self.keep)
-                moved = [(p, g) for p, g in zip(tensors, gc, strict=True) if g is not None]
-                if moved:
-                    step = torch._foreach_mul([g.to(p.dtype) for p, g in moved], self.lam)
-                    torch._foreach_add_([p for p, _ in moved], step)
+            self.span.update(self.c, self.keep, self.lam, retain_graph=True)
         # the replays need only the memory (kept by the graphs' private pools), not the autograd graph: kept,
         # its AccumulateGrad nodes would stay bound to the capture stream and sync every later backward
         self.span.outputs = self.span.leaves = None

@@ -8,7 +8,7 @@ part and the projection timed separately (GᵀG from closed-form per-layer
 gradients, G c from one weighted backward); ``--path vmap`` is the first
 implementation: G from ``torch.func.vmap(grad)``, projection tensor by tensor.
 
-    python scripts/bench_minnorm.py [--n-pert 50] [--batch 128] [--size 32] [--path hooks|vmap] [--device cuda]
+    python scripts/bench_minnorm.py [--n-pert 50] [--batch 128] [--size 32] [--path graphs|hooks|vmap] [--device cuda]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
     t_retain = timed(retain_step, args.repeats, device)
     t_grads = timed(gradient_matrix, args.repeats, device)
     t_proj = timed(projection, args.repeats, device, setup=gradient_matrix if args.path == "hooks" else None)
-    graphed = args.path == "graphs" and any(not isinstance(v, str) for v in shrinker.state.values())
+    graphed = args.path == "graphs" and shrinker.path() == "cuda-graphs"
     t_step = timed(minnorm_step, args.repeats, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU " \
         f"({torch.get_num_threads()} threads)"

@@ -9,12 +9,12 @@ in epochs divisible by T_proj. Each step pairs a forget batch (it only counts
 steps, as in the authors' code) with a retain batch.
 
 Unlike the authors' code: G is never built with one backward per column:
-``hf_unlearn.gradients.OutputSpan`` forms GᵀG and Gᵀθ from one forward and
-one backward of the n_pert samples (closed-form per-sample gradients for
-Linear, Conv2d and norm layers, vmap for the rest), block by block of
-parameters, solves the n_pert × n_pert system, and gets G c from one
-weighted backward. The samples are stratified with at least one per class
-present (never an empty G).
+``hf_unlearn.span.OutputSpan`` forms GᵀG and Gᵀθ from one forward and one
+backward of the n_pert samples (closed-form per-sample gradients for Linear,
+Conv2d and norm layers, vmap for the rest), solves the n_pert × n_pert
+system, and gets G c from one weighted backward; ``SpanShrinker`` replays
+that from CUDA graphs on a GPU. The samples are stratified with at least one
+per class present (never an empty G).
 """
 
 from __future__ import annotations
