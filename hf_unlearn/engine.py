@@ -44,6 +44,7 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_schedule: str = "constant"
+    warmup: float = 0.0
     clip_grad: float = 0.0
     bn_policy: str = "freeze"
     augment: str = "none"
@@ -60,12 +61,37 @@ class TrainSettings:
             raise UnlearnError(f"optimizer must be sgd or adamw, got '{self.optimizer}'")
         if self.lr_schedule not in ("constant", "cosine"):
             raise UnlearnError(f"lr_schedule must be constant or cosine, got '{self.lr_schedule}'")
+        if not 0 <= self.warmup < 1:
+            raise UnlearnError(f"warmup is a fraction of the run's steps in [0, 1), got {self.warmup}")
         if self.bn_policy not in BN_POLICIES:
             raise UnlearnError(f"bn_policy must be one of {', '.join(BN_POLICIES)}, got '{self.bn_policy}'")
         if self.augment not in AUGMENTATIONS:
             raise UnlearnError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got '{self.augment}'")
         if self.weight_decay < 0 or self.momentum < 0 or self.clip_grad < 0:
             raise UnlearnError("weight_decay, momentum and clip_grad must not be negative")
+
+
+def lr_factor(schedule: str, warmup: float, total: int) -> Callable[[int], float] | None:
+    """The learning rate's multiplier at step s, or None for a constant rate.
+
+    A linear warm-up over the first ``warmup`` share of the steps lets a
+    large rate start from a random initialisation without the early blow-up
+    that cost the CIFAR-10 original 8 points at lr 0.4; cosine decay then
+    runs over the steps that remain.
+    """
+    ramp = int(round(warmup * total))
+    if schedule == "constant" and ramp == 0:
+        return None
+
+    def factor(step: int) -> float:
+        if step < ramp:
+            return (step + 1) / ramp
+        if schedule == "constant":
+            return 1.0
+        rest = max(total - ramp, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(step - ramp, rest) / rest))
+
+    return factor
 
 
 def forward_logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -294,10 +320,8 @@ class Engine:
         prim_name, prim_split = primary[0], self._on_device(primary[1])
         steps_per_epoch = math.ceil(len(prim_split) / settings.batch_size)
         total = steps_per_epoch * settings.epochs
-        sched = None
-        if settings.lr_schedule == "cosine":
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt.optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        factor = lr_factor(settings.lr_schedule, settings.warmup, total)
+        sched = None if factor is None else torch.optim.lr_scheduler.LambdaLR(opt.optimizer, factor)
         others = {name: self._cycle(self._on_device(split), settings.batch_size, normalizer, gen, settings.augment)
                   for name, split in (secondary or {}).items() if len(split)}
         epoch_losses: list[float] = []

@@ -16,7 +16,8 @@ SHARED_CIFAR10 = Path(os.environ.get("HF_UNLEARN_CIFAR10")
 CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 #: The full-CIFAR-10 recipe of the GPU benchmark: the original and every Retrain use it (Retrain on D_r).
 CIFAR_RECIPE = {"epochs": 18, "lr": 0.1, "batch_size": 512, "optimizer": "sgd", "momentum": 0.9,
-                "weight_decay": 5e-4, "lr_schedule": "cosine", "bn_policy": "train", "augment": "flip_crop"}
+                "weight_decay": 5e-4, "lr_schedule": "cosine", "warmup": 0.0, "bn_policy": "train",
+                "augment": "flip_crop"}
 #: Input side: the stock (ImageNet-stem, stride-4) ResNet-18 sees 64 px CIFAR as a CIFAR-stem one sees 32 px / 2.
 CIFAR_SIZE = 64
 

@@ -3,6 +3,7 @@
 #
 #   bash scripts/gpu_bench.sh minnorm sin original sweep         # MinNorm-OG step cost, Table 1, original, sweep
 #   bash scripts/gpu_bench.sh original engine cifar          # engine speed and the CIFAR-10 benchmark
+#   bash scripts/gpu_bench.sh recipes                        # 128 px recipes toward a >= 90 % original
 #
 # Needs CUDA, and CIFAR-10 at $HF_UNLEARN_CIFAR10 (default ../shared/data/cifar10).
 # A stage that fails is reported and the next one still runs.
@@ -46,6 +47,14 @@ for s in "$@"; do
             for px in ${SIZES:-96 128}; do
                 stage "original-$px" "${SIZE_LIMIT:-300}" python3 scripts/train_original.py --size "$px" \
                     --out "$HF_UNLEARN_CACHE/originals/cifar10-resnet18-$px" --cache-dir "$TENSORS"
+            done ;;
+        recipes)  # candidate recipes for a >= 90 % original, one training each; RECIPES="args;args;..."
+            i=0
+            IFS=';' read -ra recipes <<<"${RECIPES:-"--size 128 --epochs 30 --lr 0.1;--size 128 --epochs 30 --lr 0.2 --warmup 0.05;--size 128 --epochs 30 --lr 0.4 --warmup 0.1"}"
+            for r in "${recipes[@]}"; do
+                i=$((i + 1))
+                stage "recipe-$i" "${RECIPE_LIMIT:-200}" python3 scripts/train_original.py $r \
+                    --out "$HF_UNLEARN_CACHE/originals/cifar10-resnet18-r$i" --cache-dir "$TENSORS"
             done ;;
         sweep)
             stage sweep "${SWEEP_LIMIT:-400}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" --sweep ${SWEEP_ARGS:-} \

@@ -61,15 +61,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=CIFAR_RECIPE["epochs"])
     ap.add_argument("--lr", type=float, default=CIFAR_RECIPE["lr"])
+    ap.add_argument("--warmup", type=float, default=CIFAR_RECIPE["warmup"],
+                    help="share of the steps with a linear warm-up of the rate (e.g. 0.05 for a large --lr)")
     ap.add_argument("--size", type=int, default=CIFAR_SIZE)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N rows only (smoke runs)")
     ap.add_argument("--mixed-precision", default="bf16", choices=["no", "bf16", "fp16"])
     ap.add_argument("--cache-dir", type=Path, default=None, help="where decoded uint8 tensors are cached")
     args = ap.parse_args()
-    recipe = dict(CIFAR_RECIPE, epochs=args.epochs, lr=args.lr)
+    recipe = dict(CIFAR_RECIPE, epochs=args.epochs, lr=args.lr, warmup=args.warmup)
     info = train(args.out, recipe, args.size, args.seed, args.limit, args.mixed_precision, args.cache_dir)
-    print(f"original: test accuracy {info['test_accuracy']:.2f} % after {recipe['epochs']} epochs, "
+    print(f"original: test accuracy {info['test_accuracy']:.2f} % after {recipe['epochs']} epochs "
+          f"({args.size} px, lr {recipe['lr']}, warm-up {recipe['warmup']}), "
           f"{info['seconds']:.1f} s ({info['n_train'] * recipe['epochs'] / info['seconds']:.0f} images/s incl. "
           f"decoding), {info['device']} -> {args.out}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import threading
 
 import pytest
@@ -129,3 +130,39 @@ def test_fused_relabel_loss_equals_the_two_forward_loss_with_batchnorm_frozen(de
     assert torch.allclose(a, b, atol=1e-6)
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gb, strict=True))
     model.zero_grad()
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_warmup_ramps_the_rate_linearly_then_follows_the_schedule(schedule):
+    model = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    seen: list[float] = []
+    # 64 rows / batch 8 = 8 steps an epoch; 2 epochs = 16 steps, a quarter of them (4) warming up
+    settings = TrainSettings(epochs=2, lr=0.2, batch_size=8, lr_schedule=schedule, warmup=0.25, bn_policy="train")
+    Engine(cpu=True).train(model, _ce, settings, PixelNormalizer(1 / 255, [0.5] * 3, [0.5] * 3),
+                           primary=("train", _split()), optimizer=opt,
+                           before_step=lambda *_: seen.append(opt.param_groups[0]["lr"]))
+    assert len(seen) == 16
+    assert seen[:4] == pytest.approx([0.05, 0.1, 0.15, 0.2])
+    if schedule == "constant":
+        assert seen[4:] == pytest.approx([0.2] * 12)
+    else:  # cosine over the 12 steps after the ramp, from the full rate down
+        assert seen[4] == pytest.approx(0.2)
+        assert all(a > b for a, b in zip(seen[4:], seen[5:], strict=False))
+        assert seen[-1] == pytest.approx(0.1 * (1 + math.cos(math.pi * 11 / 12)))
+
+
+def test_cosine_without_warmup_is_unchanged():
+    from hf_unlearn.engine import lr_factor
+
+    f = lr_factor("cosine", 0.0, 10)
+    assert [f(s) for s in range(10)] == pytest.approx([0.5 * (1 + math.cos(math.pi * s / 10)) for s in range(10)])
+    assert lr_factor("constant", 0.0, 10) is None
+
+
+@pytest.mark.parametrize("warmup", [-0.1, 1.0])
+def test_warmup_outside_0_1_is_rejected_with_the_range(warmup):
+    from hf_unlearn.errors import UnlearnError
+
+    with pytest.raises(UnlearnError, match=r"warmup .*\[0, 1\)"):
+        TrainSettings(warmup=warmup).check()

@@ -116,6 +116,7 @@ class BaseSettings(TrainSettings):
     momentum: float = doc(0.9, "SGD momentum")
     weight_decay: float = doc(5e-4, "weight decay")
     lr_schedule: str = doc("constant", "constant or cosine decay to 0 over the run")
+    warmup: float = doc(0.0, "share of the run's steps over which the rate rises linearly to lr (0 = none)")
     clip_grad: float = doc(0.0, "clip the gradient norm to this value (0 = off)")
     bn_policy: str = doc("freeze", "freeze: BatchNorm statistics stay as in the original; train: they update")
     augment: str = doc("none", "training augmentation: none, flip, crop or flip_crop")
