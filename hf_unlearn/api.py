@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cancel import honours_cancel, raise_if_cancelled
 from .config import DataSource, ForgetSpec, ModelSource, RunOptions
 from .data import UnlearnData, build_data, check_model_labels, class_names_and_labels, detect_columns, forget_ids_digest
 from .engine import Engine, ProgressFn
@@ -68,6 +69,7 @@ def _label_map(class_names: list[str]) -> dict[int, str]:
     return dict(enumerate(class_names))
 
 
+@honours_cancel
 def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
             processor: Any = None, revision: str | None = None,
             dataset_config: str | None = None, dataset_revision: str | None = None,
@@ -116,6 +118,7 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     if dsrc.train_split not in dsd:
         raise UnlearnError(f"the dataset has no '{train_split}' split (it has: {', '.join(dsd.keys())}): "
                            "pass --train-split")
+    raise_if_cancelled()
     _, lbl_col = detect_columns(dsd[train_split], image_column, label_column)
     class_names, _ = class_names_and_labels(dsd[train_split], lbl_col)
     if isinstance(model, str):
@@ -130,6 +133,7 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
         net, proc = model, processor
         model_res = Resolved(getattr(getattr(model, "config", None), "name_or_path", "") or "<in-memory>",
                              None, None, True)
+    raise_if_cancelled()
     check_model_labels(net.config, class_names)
     num_channels = int(getattr(net.config, "num_channels", 3) or 3)
     data, data_info = build_data(dsd, dsrc, spec, proc, num_channels, cache_dir=cache)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cancel import raise_if_cancelled
 from .config import DataSource, ForgetSpec
 from .errors import UnlearnError
 
@@ -327,32 +328,39 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     spill: np.memmap | None = None
     if isinstance(ds.features.get(image_column), ImageFeature):
         ds = ds.cast_column(image_column, ImageFeature(decode=False))  # decode here, where a bad row can be named
-    for start in range(0, len(ds), batch_size):
-        rows = ds[start:start + batch_size][image_column]
-        images = [_to_image(v, mode, f"row {start + i} of the {split_name} split") for i, v in enumerate(rows)]
-        if raw_uint8:
-            try:
-                px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
-                if px.dtype != torch.uint8:
-                    px = px.round().clamp(0, 255).to(torch.uint8)
-            except (TypeError, ValueError):
-                if chunks or spill is not None:
-                    raise
-                raw_uint8 = False
-            else:
-                if spill is None and not chunks and len(ds) * px[0].numel() > limit:
-                    if mapped_path is None:
-                        mapped_path = Path(tempfile.mkdtemp(prefix="hf-unlearn-map-")) / f"{key}.u8"
-                    mapped_path.parent.mkdir(parents=True, exist_ok=True)
-                    spill_tmp = mapped_path.with_name(f"{mapped_path.name}.{os.getpid()}.tmp")  # one per process
-                    spill = np.lib.format.open_memmap(spill_tmp, mode="w+", dtype=np.uint8,
-                                                      shape=(len(ds), *px.shape[1:]))
-                if spill is not None:
-                    spill[start:start + len(px)] = px.numpy()
+    try:
+        for start in range(0, len(ds), batch_size):
+            raise_if_cancelled()  # decoding a large set takes minutes: a cancelled run stops between chunks
+            rows = ds[start:start + batch_size][image_column]
+            images = [_to_image(v, mode, f"row {start + i} of the {split_name} split") for i, v in enumerate(rows)]
+            if raw_uint8:
+                try:
+                    px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
+                    if px.dtype != torch.uint8:
+                        px = px.round().clamp(0, 255).to(torch.uint8)
+                except (TypeError, ValueError):
+                    if chunks or spill is not None:
+                        raise
+                    raw_uint8 = False
                 else:
-                    chunks.append(px)
-                continue
-        chunks.append(processor(images, return_tensors="pt")["pixel_values"].float())
+                    if spill is None and not chunks and len(ds) * px[0].numel() > limit:
+                        if mapped_path is None:
+                            mapped_path = Path(tempfile.mkdtemp(prefix="hf-unlearn-map-")) / f"{key}.u8"
+                        mapped_path.parent.mkdir(parents=True, exist_ok=True)
+                        spill_tmp = mapped_path.with_name(f"{mapped_path.name}.{os.getpid()}.tmp")  # one per process
+                        spill = np.lib.format.open_memmap(spill_tmp, mode="w+", dtype=np.uint8,
+                                                          shape=(len(ds), *px.shape[1:]))
+                    if spill is not None:
+                        spill[start:start + len(px)] = px.numpy()
+                    else:
+                        chunks.append(px)
+                    continue
+            chunks.append(processor(images, return_tensors="pt")["pixel_values"].float())
+    except BaseException:  # a bad row, a cancel, Ctrl-C: no half-written map stays in the cache
+        if spill is not None:
+            del spill
+            spill_tmp.unlink(missing_ok=True)
+        raise
     normalizer = PixelNormalizer.from_processor(processor) if raw_uint8 else PixelNormalizer.identity()
     if spill is not None:
         spill.flush()

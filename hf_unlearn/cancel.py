@@ -1,0 +1,50 @@
+"""The running job's cancel event, visible to code far below the call that received it.
+
+The app cancels a run by setting a ``threading.Event``. The training loops
+see it through the engine, but loading and decoding happen before an engine
+exists and deep inside helpers whose signatures should not grow a cancel
+argument each. A context variable carries the event to them: it is per
+thread (the app runs each job in its own), and unset outside a run.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from .errors import Cancelled
+
+_EVENT: ContextVar[threading.Event | None] = ContextVar("hf_unlearn_cancel", default=None)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def cancellable(event: threading.Event | None) -> Iterator[None]:
+    """Within this block, :func:`raise_if_cancelled` answers to ``event``."""
+    token = _EVENT.set(event)
+    try:
+        yield
+    finally:
+        _EVENT.reset(token)
+
+
+def raise_if_cancelled() -> None:
+    """Stop here with :class:`Cancelled` when the current run's event is set (a no-op outside a run)."""
+    event = _EVENT.get()
+    if event is not None and event.is_set():
+        raise Cancelled()
+
+
+def honours_cancel(fn: F) -> F:
+    """Run ``fn`` inside :func:`cancellable` of its ``cancel`` keyword argument."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with cancellable(kwargs.get("cancel")):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
