@@ -133,6 +133,15 @@ def original_recipe(original: Path) -> dict[str, Any]:
     return {k: saved.get(k, v) for k, v in CIFAR_RECIPE.items()}
 
 
+def original_summary(original: Path) -> str:
+    """', <size> px, original test accuracy <a> %' from ``original.json`` (empty when it has none)."""
+    record = original / "original.json"
+    if not record.is_file():
+        return ""
+    info = json.loads(record.read_text())
+    return f", {info.get('size', '?')} px, original test accuracy {info.get('test_accuracy', float('nan')):.2f} %"
+
+
 def capped(settings: dict[str, Any], cap: int) -> dict[str, Any]:
     return dict(settings, epochs=min(settings.get("epochs", 5), cap)) if cap else settings
 
@@ -299,7 +308,8 @@ def main() -> None:
     lines = render(runs, args.sweep, header=(
         f"CIFAR-10 ({len(bench.train)} / {len(bench.test)} images), {type(bench.model).__name__} "
         f"({sum(p.numel() for p in bench.model.parameters()) / 1e6:.1f}M parameters, "
-        f"{info.num_labels} labels), {device_name()}, {args.mixed_precision}; "
+        f"{info.num_labels} labels{original_summary(args.original)}), {device_name()}, "
+        f"mixed precision {args.mixed_precision}{'' if not args.limit else ' (reduced scale: --limit)'}; "
         f"{(time.perf_counter() - t_start) / 60:.1f} min in all"))
     text = "\n".join(lines)
     print("\n" + text)

@@ -156,7 +156,8 @@ def main() -> None:
         print(f"| {k} | {v:,.0f} |")
     print(f"\nengine / hand-written: train {rows['train, engine'] / rows['train, hand-written loop']:.2f}, "
           f"evaluate {rows['evaluate, engine'] / rows['evaluate, hand-written loop']:.2f}")
-    print(f"RBM retain mask: {t_mask:.2f} s on {rbm.get('saliency_samples') or len(data.retain_train)} rows, "
+    sampled = min(rbm.get("saliency_samples") or len(data.retain_train), len(data.retain_train))
+    print(f"RBM retain mask: {t_mask:.2f} s on {sampled} rows (saliency_samples {rbm.get('saliency_samples', 0)}), "
           f"{t_mask_full:.2f} s on all {len(data.retain_train)}")
     print(f"MinNorm-OG: {t_mn / steps * 1000:.1f} ms per step with projection, {t_plain / steps * 1000:.1f} ms "
           f"without (ratio {t_mn / t_plain:.2f}; {steps} steps, n_pert {mn.get('n_pert', 50)})")

@@ -55,7 +55,15 @@ for s in "$@"; do
                 i=$((i + 1))
                 stage "recipe-$i" "${RECIPE_LIMIT:-200}" python3 scripts/train_original.py $r \
                     --out "$HF_UNLEARN_CACHE/originals/cifar10-resnet18-r$i" --cache-dir "$TENSORS"
-            done ;;
+            done
+            # the later stages of this call use the most accurate of them
+            best=$(python3 scripts/best_original.py "$HF_UNLEARN_CACHE"/originals/cifar10-resnet18-r*) && ORIGINAL=$best
+            echo "=== best recipe: $ORIGINAL" ;;
+        export-original)  # $ORIGINAL as tar parts of 15 MB under $OUT (a device call returns files of <= 16 MiB),
+            # so later calls can carry one and the same original: here `mkdir -p .orig && cat original.tar.part-* |
+            # tar -xf - -C .orig`, then carry .orig and run with ORIGINAL=$PWD/.orig
+            tar -cf - -C "$ORIGINAL" . | split -b 15M - "$OUT/original.tar.part-"
+            ls -l "$OUT"/original.tar.part-* ;;
         sweep)
             stage sweep "${SWEEP_LIMIT:-400}" python3 scripts/bench_cifar10.py --original "$ORIGINAL" --sweep ${SWEEP_ARGS:-} \
                 --cache-dir "$TENSORS" --json "$OUT/sweep.json" --md "$OUT/sweep.md" ;;
