@@ -315,7 +315,9 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     key = _cache_key(ds, image_column, processor, num_channels)
     path = cache_dir / f"{key}.pt" if cache_dir is not None else None
     if path is not None and path.exists():
-        blob = torch.load(path, weights_only=False)
+        # mapped, not read: a 128 px CIFAR-10 cache is 2.9 GB and reading it took 1.8 s of an end-to-end run; the
+        # pages come in as the move to the device (or a batch) touches them. Private mapping: writes stay in memory
+        blob = torch.load(path, weights_only=False, mmap=True)
         return blob["pixels"], blob["normalizer"]
     mapped_path = cache_dir / f"{key}.u8" if cache_dir is not None else None  # a temp folder only if it spills
     if mapped_path is not None and mapped_path.with_suffix(".json").exists():

@@ -89,3 +89,21 @@ def test_every_kind_of_method_runs_on_a_spilled_cache(demo_assets, tmp_path, mon
                   cache_dir=tmp_path / "mapped")
     assert res.data.retain.mapped and res.data.retain_train.mapped
     assert 0.0 <= res.report.metrics["unlearned"]["ta"] <= 100.0
+
+
+def test_the_decoded_cache_is_reused_and_a_write_to_it_never_reaches_the_file(tmp_path):
+    from transformers import ViTImageProcessor
+
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(40)]
+    ds = datasets.Dataset.from_dict({"image": imgs}, features=datasets.Features({"image": datasets.Image()}))
+    proc = ViTImageProcessor(size={"height": 8, "width": 8})
+    first, _ = encode_images(ds, "image", proc, 3, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("*.pt")
+    stamp = cache.stat().st_mtime_ns, cache.read_bytes()
+    again, _ = encode_images(ds, "image", proc, 3, cache_dir=tmp_path)
+    assert torch.equal(again, first)
+    again.zero_()  # the cache is mapped copy-on-write: this changes this process's pages only
+    assert (cache.stat().st_mtime_ns, cache.read_bytes()) == stamp
+    third, _ = encode_images(ds, "image", proc, 3, cache_dir=tmp_path)
+    assert torch.equal(third, first)
