@@ -50,7 +50,7 @@ for s in "$@"; do
             done ;;
         recipes)  # candidate recipes for a >= 90 % original, one training each; RECIPES="args;args;..."
             i=0
-            IFS=';' read -ra recipes <<<"${RECIPES:-"--size 128 --epochs 30 --lr 0.1;--size 128 --epochs 30 --lr 0.2 --warmup 0.05;--size 128 --epochs 30 --lr 0.4 --warmup 0.1"}"
+            IFS=';' read -ra recipes <<<"${RECIPES:-"--size 128 --epochs 30 --lr 0.2 --warmup 0.05;--size 128 --epochs 30 --lr 0.4 --warmup 0.1;--size 128 --epochs 40 --lr 0.4 --warmup 0.1"}"
             for r in "${recipes[@]}"; do
                 i=$((i + 1))
                 stage "recipe-$i" "${RECIPE_LIMIT:-200}" python3 scripts/train_original.py $r \
