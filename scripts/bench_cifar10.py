@@ -121,24 +121,22 @@ class Bench:
         return self.evaluate(model, data, seed), seconds
 
 
-def original_recipe(original: Path) -> dict[str, Any]:
-    """The recipe the original was trained with (``original.json``), so Retrain repeats it exactly.
-
-    ``CIFAR_RECIPE`` when the folder has no record (an original from elsewhere).
-    """
+def original_record(original: Path) -> dict[str, Any]:
+    """What ``train_original.py`` recorded in ``original.json`` (empty for an original from elsewhere)."""
     record = original / "original.json"
-    if not record.is_file():
-        return dict(CIFAR_RECIPE)
-    saved = json.loads(record.read_text()).get("recipe", {})
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
+def original_recipe(info: dict[str, Any]) -> dict[str, Any]:
+    """The recipe the original was trained with, so Retrain repeats it exactly (``CIFAR_RECIPE`` if unrecorded)."""
+    saved = info.get("recipe", {})
     return {k: saved.get(k, v) for k, v in CIFAR_RECIPE.items()}
 
 
-def original_summary(original: Path) -> str:
-    """', <size> px, original test accuracy <a> %' from ``original.json`` (empty when it has none)."""
-    record = original / "original.json"
-    if not record.is_file():
+def original_summary(info: dict[str, Any]) -> str:
+    """', <size> px, original test accuracy <a> %' (empty when nothing was recorded)."""
+    if not info:
         return ""
-    info = json.loads(record.read_text())
     return f", {info.get('size', '?')} px, original test accuracy {info.get('test_accuracy', float('nan')):.2f} %"
 
 
@@ -271,7 +269,8 @@ def main() -> None:
     bench = Bench(args.original, args.limit, args.cache_dir, args.mixed_precision)
     print(f"data on {bench.engine.device}: {len(bench.train)} train / {len(bench.test)} test, "
           f"{time.perf_counter() - t_start:.1f} s to load", flush=True)
-    recipe = capped(original_recipe(args.original), args.epochs_cap)
+    trained = original_record(args.original)
+    recipe = capped(original_recipe(trained), args.epochs_cap)
     runs: list[dict[str, Any]] = []
 
     def record(kind: str, spec: ForgetSpec, method: str, settings: dict, metrics: dict, seconds: float | None,
@@ -308,7 +307,7 @@ def main() -> None:
     lines = render(runs, args.sweep, header=(
         f"CIFAR-10 ({len(bench.train)} / {len(bench.test)} images), {type(bench.model).__name__} "
         f"({sum(p.numel() for p in bench.model.parameters()) / 1e6:.1f}M parameters, "
-        f"{info.num_labels} labels{original_summary(args.original)}), {device_name()}, "
+        f"{info.num_labels} labels{original_summary(trained)}), {device_name()}, "
         f"mixed precision {args.mixed_precision}{'' if not args.limit else ' (reduced scale: --limit)'}; "
         f"{(time.perf_counter() - t_start) / 60:.1f} min in all"))
     text = "\n".join(lines)

@@ -36,6 +36,17 @@ CIFAR10 = SHARED / "data" / "cifar10"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
+def random_images(n: int, side: int):
+    """A ``datasets.Dataset`` of n random RGB images (column ``image``), drawn with seed 0."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)) for _ in range(n)]
+    return datasets.Dataset.from_dict({"image": imgs}, features=datasets.Features({"image": datasets.Image()}))
+
+
 @pytest.fixture(scope="session")
 def demo_assets() -> tuple[Path, Path]:
     """(model dir, dataset dir) of the offline digits demo, trained once per session."""

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import threading
 
-import datasets
-import numpy as np
 import pytest
-from PIL import Image
+from conftest import random_images
 
 from hf_unlearn import Cancelled, unlearn
 from hf_unlearn.cancel import cancellable, raise_if_cancelled
 from hf_unlearn.data import encode_images
-
-
-def _images(n: int) -> datasets.Dataset:
-    rng = np.random.default_rng(0)
-    imgs = [Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(n)]
-    return datasets.Dataset.from_dict({"image": imgs}, features=datasets.Features({"image": datasets.Image()}))
 
 
 class _CancelOnFirstChunk:
@@ -43,7 +35,8 @@ def test_decoding_stops_after_the_chunk_in_which_cancel_was_pressed(tmp_path, me
     event = threading.Event()
     proc = _CancelOnFirstChunk(event)
     with cancellable(event), pytest.raises(Cancelled):
-        encode_images(_images(1000), "image", proc, 3, cache_dir=tmp_path, batch_size=100, memory_limit=memory_limit)
+        encode_images(random_images(1000, 8), "image", proc, 3, cache_dir=tmp_path, batch_size=100,
+                      memory_limit=memory_limit)
     assert proc.calls == 1  # 9 of the 10 chunks never decoded
     assert [p.name for p in tmp_path.iterdir()] == []  # no cache, no half-written map or temp file
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-import datasets
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import random_images
 
 from hf_unlearn import unlearn
 from hf_unlearn.data import Split, encode_images, is_mapped
@@ -48,11 +46,7 @@ def test_peak_heap_stays_bounded_while_a_large_set_spills(tmp_path):
     from hf_unlearn.engine import Engine
 
     n = 12000
-    rng = np.random.default_rng(0)
-    imgs = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
-    ds = datasets.Dataset.from_dict({"image": imgs}, features=datasets.Features({"image": datasets.Image()}))
-    ds = ds.flatten_indices()
-    del imgs
+    ds = random_images(n, 32).flatten_indices()
     proc = ViTImageProcessor(size={"height": 128, "width": 128})  # decoded: 12000 × 3 × 128 × 128 = 562 MB
     base = _rss_anon_mb()
     peak = [base]
@@ -94,9 +88,7 @@ def test_every_kind_of_method_runs_on_a_spilled_cache(demo_assets, tmp_path, mon
 def test_the_decoded_cache_is_reused_and_a_write_to_it_never_reaches_the_file(tmp_path):
     from transformers import ViTImageProcessor
 
-    rng = np.random.default_rng(0)
-    imgs = [Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(40)]
-    ds = datasets.Dataset.from_dict({"image": imgs}, features=datasets.Features({"image": datasets.Image()}))
+    ds = random_images(40, 8)
     proc = ViTImageProcessor(size={"height": 8, "width": 8})
     first, _ = encode_images(ds, "image", proc, 3, cache_dir=tmp_path)
     (cache,) = tmp_path.glob("*.pt")

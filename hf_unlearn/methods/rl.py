@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import ParamMask
+from ..engine import ParamMask, forward_logits
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish, random_other_labels
 
 
@@ -44,8 +44,6 @@ def fused_relabel_loss(model: nn.Module, batch, _progress: float) -> torch.Tenso
     """``relabel_loss`` from one forward of both batches stacked: the same loss and gradient when no layer
     couples a batch's samples (BatchNorm frozen), at half the kernel launches, which set the step time on a
     GPU at these batch sizes."""
-    from ..engine import forward_logits
-
     (xf, yf), (xr, yr) = batch["forget"], batch["retain"]
     losses = F.cross_entropy(forward_logits(model, torch.cat([xf, xr])).float(), torch.cat([yf, yr]),
                              reduction="none")
