@@ -92,8 +92,8 @@ def hand_written_eval(model, images, mean, std, batch: int) -> torch.Tensor:
 
 def main() -> None:
     from hf_unlearn.engine import TrainSettings
-    from hf_unlearn.masks import build_mask
     from hf_unlearn.methods.base import ce
+    from hf_unlearn.methods.masks import build_mask
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--original", type=Path, required=True)

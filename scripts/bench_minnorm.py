@@ -44,8 +44,8 @@ def timed(fn, repeats: int, device: torch.device, setup=None) -> float:
 def main() -> None:
     from transformers import ResNetConfig, ResNetForImageClassification
 
-    from hf_unlearn.gradients import per_sample_output_grads, shrink_outside_span
-    from hf_unlearn.span import OutputSpan, SpanShrinker
+    from hf_unlearn.methods.minnorm_og.gradients import per_sample_output_grads, shrink_outside_span
+    from hf_unlearn.methods.minnorm_og.span import OutputSpan, SpanShrinker
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-pert", type=int, default=50)

@@ -20,13 +20,16 @@ import itertools
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from hf_unlearn.hub import default_cache_dir
-from hf_unlearn.sin_experiment import StackedMLP, fit, make_data, sup_error, unlearn_sin
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/ lives beside the package
+
+from hf_unlearn.hub import default_cache_dir  # noqa: E402
+from research.sin_experiment import StackedMLP, fit, make_data, sup_error, unlearn_sin  # noqa: E402
 
 BUDGETS = (10, 100, 1000)
 PAPER = {  # Table 1 medians

@@ -9,8 +9,12 @@ retain and forget rows grows from 0 (distinct features) upward.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from hf_unlearn.theory import compare, make_problem
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # research/ lives beside the package
+
+from research.theory import compare, make_problem  # noqa: E402
 
 
 def main() -> None:

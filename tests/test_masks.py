@@ -9,7 +9,7 @@ from hf_unlearn import ForgetSpec, UnlearnError, unlearn
 from hf_unlearn.config import DataSource
 from hf_unlearn.data import build_data
 from hf_unlearn.engine import Engine
-from hf_unlearn.masks import WeightMask, build_mask, parameter_kinds, top_rho
+from hf_unlearn.methods.masks import WeightMask, build_mask, parameter_kinds, top_rho
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from hf_unlearn import UnlearnError, layer_grads, unlearn
-from hf_unlearn.gradients import gram, per_sample_output_grads, shrink_outside_span
-from hf_unlearn.methods.minnorm_og import stratified_rows
-from hf_unlearn.span import OutputSpan, SpanShrinker
+from hf_unlearn import UnlearnError, unlearn
+from hf_unlearn.methods.minnorm_og import layer_grads, stratified_rows
+from hf_unlearn.methods.minnorm_og.gradients import gram, per_sample_output_grads, shrink_outside_span
+from hf_unlearn.methods.minnorm_og.span import OutputSpan, SpanShrinker
 
 
 def _linear_call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:

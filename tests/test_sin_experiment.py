@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from hf_unlearn.sin_experiment import StackedMLP, _Single, fit, make_data, mse, sup_error, unlearn_sin
+from research.sin_experiment import StackedMLP, _Single, fit, make_data, mse, sup_error, unlearn_sin
 
 
 def test_seed_view_edits_write_through_to_the_stacked_model():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_unlearn import theory
+from research import theory
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UnlearnError
-from ..masks import REDUCTIONS, SALIENCY_KINDS, SCOPES, WeightMask, build_mask, check_rho, parse_maskable
 from .base import BaseSettings, MethodContext, doc
+from .masks import REDUCTIONS, SALIENCY_KINDS, SCOPES, WeightMask, build_mask, check_rho, parse_maskable
 
 
 @dataclass

@@ -9,7 +9,7 @@ in epochs divisible by T_proj. Each step pairs a forget batch (it only counts
 steps, as in the authors' code) with a retain batch.
 
 Unlike the authors' code: G is never built with one backward per column:
-``hf_unlearn.span.OutputSpan`` forms GᵀG and Gᵀθ from one forward and one
+``span.OutputSpan`` forms GᵀG and Gᵀθ from one forward and one
 backward of the n_pert samples (closed-form per-sample gradients for Linear,
 Conv2d and norm layers, vmap for the rest), solves the n_pert × n_pert
 system, and gets G c from one weighted backward; ``SpanShrinker`` replays
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Split
-from ..errors import UnlearnError
-from ..span import SpanShrinker
-from .base import BaseSettings, Method, MethodContext, ce, doc, finish
+from ...data import Split
+from ...errors import UnlearnError
+from ..base import BaseSettings, Method, MethodContext, ce, doc, finish
+from .span import SpanShrinker
 
 
 @dataclass

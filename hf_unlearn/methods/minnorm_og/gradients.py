@@ -6,7 +6,7 @@ column and a QR of the dense d × n matrix (which overflows at 24M parameters).
 This module holds the general path: G from one batched ``torch.func.vmap(grad)``
 call, split by parameter tensor, and the projection in the n × n Gram space
 (``P_G θ = G (GᵀG)⁻¹ Gᵀ θ``, solved in float64). The method itself uses
-``hf_unlearn.span``, which never forms G; this path covers the parameters
+``span`` (beside this module), which never forms G; this path covers the parameters
 no closed form does, serves the sin experiment's stacked MLPs, and is the
 tests' reference.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .engine import forward_logits
+from ...engine import forward_logits
 
 Grads = dict[str, torch.Tensor]  # parameter name -> (n, *param.shape)
 

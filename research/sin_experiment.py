@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .gradients import per_sample_output_grads, shrink_outside_span
+from hf_unlearn.methods.minnorm_og.gradients import per_sample_output_grads, shrink_outside_span
 
 LOW, HIGH = -5 * math.pi, 5 * math.pi
 HIDDEN = 300

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import PixelNormalizer, Split
-from .engine import Engine, forward_logits
-from .errors import UnlearnError
+from ..data import PixelNormalizer, Split
+from ..engine import Engine, forward_logits
+from ..errors import UnlearnError
 
 MASKABLE_KINDS = ("weight", "bias", "norm")
 SALIENCY_KINDS = ("loss", "logit")
