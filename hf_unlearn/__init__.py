@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from .api import UnlearnResult, unlearn
-from .config import DataSource, ForgetSpec, ModelSource
+from .api import UnlearnResult, run, unlearn
+from .config import DataSource, ForgetSpec, ModelSource, RunConfig, RunOptions
 from .errors import Cancelled, UnlearnError
-from .methods import available_methods, get_method
+from .methods import available_methods, get_method, run_method
 from .push import PushInfo, push_to_hub
 from .report import UnlearnReport
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cancelled", "DataSource", "ForgetSpec", "ModelSource", "UnlearnError", "UnlearnReport", "UnlearnResult",
-    "PushInfo", "available_methods", "get_method", "push_to_hub", "unlearn",
+    "Cancelled", "DataSource", "ForgetSpec", "ModelSource", "PushInfo", "RunConfig", "RunOptions", "UnlearnError",
+    "UnlearnReport", "UnlearnResult", "available_methods", "get_method", "push_to_hub", "run", "run_method",
+    "unlearn",
 ]

@@ -1,23 +1,28 @@
-"""``unlearn()``: sources → splits → method → metrics → report, in that order only."""
+"""``unlearn()`` and ``run()``: sources → splits → method → metrics → report, in that order only.
+
+:func:`run` executes a :class:`~hf_unlearn.config.RunConfig`; the CLI and
+the app build one and call it. :func:`unlearn` is the keyword API over it:
+its keywords are the configuration's fields (its signature is generated from
+them), anything else is a setting of the method.
+"""
 
 from __future__ import annotations
 
-import copy
+import inspect
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cancel import honours_cancel, raise_if_cancelled
-from .config import DataSource, ForgetSpec, ModelSource, RunOptions
-from .data import UnlearnData, build_data, check_model_labels, class_names_and_labels, detect_columns, forget_ids_digest
+from .config import DataSource, RunConfig, config_keywords
+from .data import UnlearnData, check_model_labels, forget_ids_digest, labelled_splits
 from .engine import Engine, ProgressFn
-from .errors import UnlearnError
-from .hub import Resolved, default_cache_dir, load_dataset_dict, load_model
-from .methods import MethodContext, get_method
-from .metrics.core import avg_gap
-from .metrics.evaluation import Evaluation, evaluate_model
+from .fields import default_of
+from .hub import Resolved, default_cache_dir, load_dataset_dict, load_model, materialise_streams
+from .methods import get_method, run_method
+from .metrics.evaluation import Evaluation, evaluate, model_outputs
+from .metrics.registry import avg_gap
 from .report import UnlearnReport
 
 
@@ -49,37 +54,12 @@ class UnlearnResult:
                                mask=self.artifacts.get("mask"))
 
 
-def as_forget_spec(forget: Any) -> ForgetSpec:
-    """Accept a ForgetSpec, a class name/id, a list of them, or a dict of ForgetSpec fields."""
-    if isinstance(forget, ForgetSpec):
-        return forget
-    if isinstance(forget, dict):
-        try:
-            return ForgetSpec(**forget)
-        except TypeError as exc:
-            raise UnlearnError(f"bad forget specification: {exc}") from None
-    if isinstance(forget, (str, int)):
-        return ForgetSpec(classes=(forget,))
-    if isinstance(forget, (list, tuple)) and forget:
-        return ForgetSpec(classes=tuple(forget))
-    raise UnlearnError("forget must be a class name or id, a list of classes, a dict or a ForgetSpec")
+IN_MEMORY = "<in-memory>"
 
 
-def _label_map(class_names: list[str]) -> dict[int, str]:
-    return dict(enumerate(class_names))
-
-
-@honours_cancel
-def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
-            processor: Any = None, revision: str | None = None,
-            dataset_config: str | None = None, dataset_revision: str | None = None,
-            train_split: str = "train", test_split: str | None = None,
-            image_column: str | None = None, label_column: str | None = None,
-            streaming: bool = False, reference: Any = None, retrain_settings: dict[str, Any] | None = None,
-            seed: int = 0, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
-            cache_dir: str | Path | None = None, reinit_head: bool = False, token: str | None = None,
-            progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-            **settings: Any) -> UnlearnResult:
+def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *, processor: Any = None,
+            token: str | None = None, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+            **keywords: Any) -> UnlearnResult:
     """Make ``model`` forget part of ``dataset`` with ``method`` and measure the result.
 
     ``model``: a local directory, a Hub repo id or a loaded transformers model
@@ -88,130 +68,152 @@ def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *,
     ``reference``: ``"retrain"`` to also retrain from scratch on D_r (the gold
     standard, for Avg.Gap and RTE), or a report / report path of an earlier
     Retrain. ``streaming``: read a folder or Hub dataset as streams, written
-    once to an on-disk table (for datasets larger than memory). Remaining keyword arguments are the method's settings
-    (``hf_unlearn.get_method(name).describe_settings()`` lists them).
+    once to an on-disk table (for datasets larger than memory). The other
+    configuration keywords are in the signature; remaining keyword arguments
+    are the method's settings (``hf_unlearn.get_method(name).describe_settings()``).
     """
-    spec = as_forget_spec(forget)
-    the_method = get_method(method)
-    method_settings = the_method.settings(settings)
-    retrain_method = get_method("retrain")
-    rt_settings = retrain_method.settings(retrain_settings) if reference == "retrain" else None
-    ref_report = _load_reference(reference)
-    options = RunOptions(seed=seed, mixed_precision=mixed_precision, cpu=cpu, eval_batch_size=eval_batch_size,
-                         cache_dir=str(cache_dir) if cache_dir else None, reinit_head=reinit_head)
+    config = RunConfig.from_keywords(model=model if isinstance(model, str) else IN_MEMORY,
+                                     dataset=dataset if isinstance(dataset, str) else IN_MEMORY,
+                                     forget=forget, method=method, **keywords)
+    return run(config, model=None if isinstance(model, str) else model, processor=processor,
+               dataset=None if isinstance(dataset, str) else dataset, token=token, progress=progress, cancel=cancel)
+
+
+def _signature() -> inspect.Signature:
+    """``unlearn``'s signature with every configuration keyword spelled out (``help(unlearn)``, IDEs)."""
+    own = inspect.signature(unlearn).parameters
+    fixed = [p for name, p in own.items() if name != "keywords"]
+    taken = set(own)
+    generated = [inspect.Parameter(kw, inspect.Parameter.KEYWORD_ONLY, default=default_of(f))
+                 for kw, (_, f) in config_keywords().items() if kw not in taken]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
+             for n in ("reference", "retrain_settings")]
+    return inspect.Signature([*fixed, *generated, *extra, own["keywords"]])
+
+
+unlearn.__signature__ = _signature()  # type: ignore[attr-defined]
+
+
+@honours_cancel
+def run(config: RunConfig, *, model: Any = None, processor: Any = None, dataset: Any = None,
+        token: str | None = None, progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None) -> UnlearnResult:
+    """Execute ``config``. ``model`` / ``dataset``: already loaded objects to use instead of the sources' ids."""
+    options, method = config.options, get_method(config.method)
     cache = Path(options.cache_dir) if options.cache_dir else default_cache_dir() / "tensors"
 
     # sources
-    dsrc = DataSource(id=dataset if isinstance(dataset, str) else "<in-memory>", config=dataset_config,
-                      revision=dataset_revision, train_split=train_split, test_split=test_split,
-                      image_column=image_column, label_column=label_column, streaming=streaming)
-    if isinstance(dataset, str):
-        dsd, data_res = load_dataset_dict(dsrc, token=token)
-    else:
-        dsd, data_res = dataset, Resolved(dsrc.id, None, None, True)
-        import datasets
-
-        if isinstance(dsd, (datasets.IterableDataset, datasets.IterableDatasetDict)):  # streamed by the caller
-            from .hub import materialise_streams
-
-            dsd = materialise_streams(dsd if isinstance(dsd, datasets.IterableDatasetDict) else {train_split: dsd})
-    if dsrc.train_split not in dsd:
-        raise UnlearnError(f"the dataset has no '{train_split}' split (it has: {', '.join(dsd.keys())}): "
-                           "pass --train-split")
+    dsd, data_res = _dataset(config.data, dataset, token)
+    splits = labelled_splits(dsd, config.data)
     raise_if_cancelled()
-    _, lbl_col = detect_columns(dsd[train_split], image_column, label_column)
-    class_names, _ = class_names_and_labels(dsd[train_split], lbl_col)
-    if isinstance(model, str):
-        msrc = ModelSource(model, revision)
-        net, proc, model_res = load_model(msrc, token=token)
-        if reinit_head:
-            net, proc, model_res = load_model(msrc, token=token, num_labels=len(class_names),
-                                              id2label=_label_map(class_names))
-    else:
-        if processor is None:
-            raise UnlearnError("pass the model's image processor with processor=... when giving a loaded model")
-        net, proc = model, processor
-        model_res = Resolved(getattr(getattr(model, "config", None), "name_or_path", "") or "<in-memory>",
-                             None, None, True)
+    net, proc, model_res = _model(config, splits.class_names, model, processor, token)
     raise_if_cancelled()
-    check_model_labels(net.config, class_names)
+    check_model_labels(net.config, splits.class_names)
     num_channels = int(getattr(net.config, "num_channels", 3) or 3)
-    data, data_info = build_data(dsd, dsrc, spec, proc, num_channels, cache_dir=cache)
+    data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache)
 
-    engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress, cancel)
+    engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress)
     data_info["processes"] = engine.world
     from accelerate.utils import set_seed
 
-    set_seed(seed)
+    set_seed(options.seed)
     data = data.to(engine.device)
     net = engine.place(net)
-    evaluations = {"original": evaluate_model(engine, net, data, seed)}
+    outputs = {"original": model_outputs(engine, net, data, options.seed)}
 
     # method
-    edited = copy.deepcopy(net)
-    ctx = MethodContext(engine=engine, model=edited, data=data, seed=seed)
-    set_seed(seed)
-    t0 = time.perf_counter()
-    edited = the_method.run(ctx, method_settings)
-    rte = time.perf_counter() - t0
-    evaluations["unlearned"] = evaluate_model(engine, edited, data, seed)
+    edited = run_method(engine, net, data, method, config.settings, options.seed)
+    outputs["unlearned"] = model_outputs(engine, edited.model, data, options.seed)
 
     # reference
-    retrain_s = None
-    metrics: dict[str, Any] = {k: v.metrics.to_dict() for k, v in evaluations.items()}
-    if rt_settings is not None:
-        rctx = MethodContext(engine=engine, model=copy.deepcopy(net), data=data, seed=seed)
-        t1 = time.perf_counter()
-        retrained = retrain_method.run(rctx, rt_settings)
-        retrain_s = time.perf_counter() - t1
-        evaluations["retrain"] = evaluate_model(engine, retrained, data, seed)
-        metrics["retrain"] = evaluations["retrain"].metrics.to_dict()
+    retrain_s, ref_report = None, _load_reference(config.reference)
+    if config.retrain_settings is not None:
+        retrained = run_method(engine, net, data, "retrain", config.retrain_settings, options.seed)
+        retrain_s = retrained.seconds
+        outputs["retrain"] = model_outputs(engine, retrained.model, data, options.seed)
         del retrained
     elif ref_report is not None:
-        metrics["retrain"] = ref_report.metrics.get("unlearned")
         retrain_s = ref_report.rte_s
-    gaps = None
-    if metrics.get("retrain"):
-        gaps = {k: avg_gap(metrics[k], metrics["retrain"]) for k in metrics}
 
-    _name_labels(edited, class_names)
-    forget_info = spec.to_dict()
-    forget_info.update(description=spec.describe(), n_forget=int(len(data.forget_rows)),
-                       forget_ids_sha256=forget_ids_digest(data.forget_rows),
-                       class_ids=data.forget_class_ids,
-                       class_names=[class_names[i] for i in data.forget_class_ids])
+    # metrics
+    reference = outputs.get("retrain")
+    evaluations = {name: evaluate(out, reference) for name, out in outputs.items()}
+    metrics: dict[str, Any] = {name: ev.metrics for name, ev in evaluations.items()}
+    if ref_report is not None:
+        metrics["retrain"] = ref_report.metrics.get("unlearned")
+    gaps = {k: avg_gap(metrics[k], metrics["retrain"]) for k in metrics} if metrics.get("retrain") else None
+
+    _name_labels(edited.model, splits.class_names)
     report = UnlearnReport(
-        method=the_method.name,
-        settings=asdict(method_settings),
-        forget=forget_info,
-        sources={"model": model_res.to_dict(), "dataset": {**data_res.to_dict(), "config": dataset_config}},
+        method=method.name,
+        settings=asdict(config.settings),
+        forget=_forget_record(config, data),
+        sources={"model": model_res.to_dict(), "dataset": {**data_res.to_dict(), "config": config.data.config}},
         data=data_info,
-        class_names=class_names,
-        seed=seed,
+        class_names=splits.class_names,
+        seed=options.seed,
         metrics=metrics,
         avg_gap=gaps,
-        rte_s=rte,
+        rte_s=edited.seconds,
         retrain_s=retrain_s,
-        reference=("retrain" if rt_settings is not None else (str(reference) if ref_report else None)),
+        reference=("retrain" if config.retrain_settings is not None
+                   else (str(config.reference) if ref_report else None)),
     )
-    if rt_settings is not None:
-        report.settings["retrain_reference"] = asdict(rt_settings)
-    if "mask" in ctx.artifacts:
-        report.settings["mask"] = dict(ctx.artifacts["mask"].meta, selected_fraction=ctx.artifacts["mask"].fraction())
-    return UnlearnResult(edited, proc, report, evaluations, data, original_model=net, artifacts=ctx.artifacts)
+    if config.retrain_settings is not None:
+        report.settings["retrain_reference"] = asdict(config.retrain_settings)
+    if "mask" in edited.artifacts:
+        mask = edited.artifacts["mask"]
+        report.settings["mask"] = dict(mask.meta, selected_fraction=mask.fraction())
+    return UnlearnResult(edited.model, proc, report, evaluations, data, original_model=net,
+                         artifacts=edited.artifacts)
+
+
+def _dataset(source: DataSource, dataset: Any, token: str | None) -> tuple[Any, Resolved]:
+    """The ``DatasetDict`` to unlearn from: loaded from the source, or the caller's (a stream is materialised)."""
+    if dataset is None:
+        return load_dataset_dict(source, token=token)
+    import datasets
+
+    if isinstance(dataset, (datasets.IterableDataset, datasets.IterableDatasetDict)):  # streamed by the caller
+        dataset = materialise_streams(dataset if isinstance(dataset, datasets.IterableDatasetDict)
+                                      else {source.train_split: dataset})
+    return dataset, Resolved(source.id, None, None, True)
+
+
+def _model(config: RunConfig, class_names: list[str], model: Any, processor: Any,
+           token: str | None) -> tuple[Any, Any, Resolved]:
+    """The model and processor: loaded from the source (with a new head under ``reinit_head``), or the caller's."""
+    from .errors import UnlearnError
+
+    if model is None:
+        head = {"num_labels": len(class_names), "id2label": dict(enumerate(class_names))} \
+            if config.options.reinit_head else {}
+        return load_model(config.model, token=token, **head)
+    if processor is None:
+        raise UnlearnError("pass the model's image processor with processor=... when giving a loaded model")
+    name = getattr(getattr(model, "config", None), "name_or_path", "") or IN_MEMORY
+    return model, processor, Resolved(name, None, None, True)
+
+
+def _forget_record(config: RunConfig, data: UnlearnData) -> dict[str, Any]:
+    """What the report keeps of the request: the kind's record, its description and sizes, never the rows."""
+    spec, class_names = config.forget, data.class_names
+    return {**spec.to_dict(), "description": spec.describe(), "n_forget": int(len(data.forget_rows)),
+            "forget_ids_sha256": forget_ids_digest(data.forget_rows), "class_ids": data.forget_class_ids,
+            "class_names": [class_names[i] for i in data.forget_class_ids]}
 
 
 def _load_reference(reference: Any) -> UnlearnReport | None:
+    from .errors import UnlearnError
+
     if reference is None or reference == "retrain":
         return None
     if isinstance(reference, UnlearnReport):
         return reference
-    if isinstance(reference, (str, Path)):
-        rep = UnlearnReport.load(reference)
-        if rep.method != "retrain":
-            raise UnlearnError(f"reference report '{reference}' is from method '{rep.method}', not a retrain")
-        return rep
-    raise UnlearnError("reference must be 'retrain', a report.json path or an UnlearnReport")
+    rep = UnlearnReport.load(reference)
+    if rep.method != "retrain":
+        raise UnlearnError(f"reference report '{reference}' is from method '{rep.method}', not a retrain")
+    return rep
 
 
 def _name_labels(model: Any, class_names: list[str]) -> None:
@@ -219,5 +221,5 @@ def _name_labels(model: Any, class_names: list[str]) -> None:
     cfg = model.config
     id2label = {int(k): str(v) for k, v in (cfg.id2label or {}).items()}
     if all(v == f"LABEL_{k}" for k, v in id2label.items()) and len(class_names) == cfg.num_labels:
-        cfg.id2label = _label_map(class_names)
+        cfg.id2label = dict(enumerate(class_names))
         cfg.label2id = {n: i for i, n in enumerate(class_names)}

@@ -14,14 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .metrics.registry import card_metrics, gap_metrics, table_metrics
 from .report import UnlearnReport
 
-SPLIT_METRICS = {
-    "forget": (("forget_acc", "accuracy", "forget accuracy"), ("ua", "unlearning_accuracy", "UA (100 − forget acc)"),
-               ("mia_efficacy", "mia_efficacy", "MIA-efficacy"), ("mia_loss", "mia_loss", "MIA-loss")),
-    "retain": (("ra", "accuracy", "retain accuracy (RA)"),),
-    "test": (("ta", "accuracy", "test accuracy (TA)"),),
-}
+#: model-index entries are grouped by split, in this order (the Hub would otherwise merge the splits' results)
+SPLIT_ORDER = ("forget", "retain", "test")
 
 
 def _is_hub_id(source: dict[str, Any]) -> bool:
@@ -37,16 +34,18 @@ def build_model_card(report: UnlearnReport, repo_id: str | None = None) -> Any:
     dataset_id = data_src.get("id") if _is_hub_id(data_src) else None
     unlearned = report.metrics.get("unlearned") or {}
     evals = []
-    for split, metrics in SPLIT_METRICS.items():
-        for key, mtype, name in metrics:
-            value = unlearned.get(key)
-            if value is None:
-                continue
-            evals.append(EvalResult(
-                task_type="image-classification", task_name="Machine unlearning",
-                dataset_type=dataset_id or "local", dataset_name=dataset_id or str(data_src.get("id", "local")),
-                dataset_config=data_src.get("config"), dataset_split=split, dataset_revision=data_src.get("commit"),
-                metric_type=mtype, metric_name=name, metric_value=round(float(value), 4)))
+    by_split = sorted(card_metrics(), key=lambda m: SPLIT_ORDER.index(m.card.split) if m.card.split in SPLIT_ORDER
+                      else len(SPLIT_ORDER))
+    for metric in by_split:
+        value = unlearned.get(metric.key)
+        if value is None:
+            continue
+        evals.append(EvalResult(
+            task_type="image-classification", task_name="Machine unlearning",
+            dataset_type=dataset_id or "local", dataset_name=dataset_id or str(data_src.get("id", "local")),
+            dataset_config=data_src.get("config"), dataset_split=metric.card.split,
+            dataset_revision=data_src.get("commit"), metric_type=metric.card.type, metric_name=metric.card.name,
+            metric_value=round(float(value), 4)))
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -70,9 +69,9 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
     src = report.sources.get("model", {})
     dsrc = report.sources.get("dataset", {})
     settings = {k: v for k, v in report.settings.items() if k not in ("retrain_reference", "mask")}
-    gap = ""
+    gap, gap_over = "", ", ".join(m.label for m in gap_metrics())
     if report.avg_gap:
-        gap = (f"Avg.Gap to the retrained reference (mean |Δ| over UA, RA, TA, MIA-efficacy): "
+        gap = (f"Avg.Gap to the retrained reference (mean |Δ| over {gap_over}): "
                f"**{report.avg_gap.get('unlearned', float('nan')):.2f}** (original model: "
                f"{report.avg_gap.get('original', float('nan')):.2f}).")
     rte = f"{report.rte_s:.1f} s"
@@ -90,6 +89,8 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
         "settings": json.dumps(settings, indent=2, default=str),
         "seed": str(report.seed),
         "table": report.markdown(),
+        "gap_over": gap_over,
+        "glossary": "\n".join(f"- **{m.label}**: {m.meaning}." for m in table_metrics()),
         "gap": gap,
         "rte": rte,
         "versions": ", ".join(f"{k} {v}" for k, v in report.versions.items()),
@@ -113,9 +114,10 @@ it was edited to forget part of its training data.
 
 ## Results
 
-Metrics in percent, over whole splits. UA = 100 − accuracy on the forget set (higher: more forgotten);
-RA / TA = accuracy on the retained training data / the test split; MIA-efficacy = share of the forget set
-a membership-inference attack calls "not a member"; MIA-loss ≈ 50 means the forget set looks like unseen data.
+Metrics in percent, over whole splits; "retrain" is the model trained again without the forgotten data (the
+gold standard), and Avg.Gap is the mean distance to it over {{ gap_over }} (lower is closer).
+
+{{ glossary }}
 
 {{ table }}
 

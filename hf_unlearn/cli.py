@@ -7,13 +7,14 @@ no partial output.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import fields as F
 from .errors import UnlearnError
 
 
@@ -42,46 +43,83 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def parse_indices(text: str) -> tuple[int, ...]:
-    """Comma/space separated indices, or @FILE with one index per line (or a JSON list)."""
-    if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise UnlearnError(f"cannot read the index file '{path}': {exc.strerror}") from None
-        if text.lstrip().startswith("["):
-            try:
-                return tuple(int(v) for v in json.loads(text))
-            except (ValueError, TypeError):
-                raise UnlearnError(f"'{path}' is not a JSON list of integers") from None
-    values = [v for v in text.replace(",", " ").split() if v]
-    try:
-        return tuple(int(v) for v in values)
-    except ValueError:
-        bad = next(v for v in values if not v.lstrip("-").isdigit())
-        raise UnlearnError(f"forget index '{bad}' is not an integer row number") from None
+def add_field_flags(parser: Any, cls: type, only: tuple[str, ...] | None = None) -> None:
+    """One flag per documented field of ``cls`` (or of ``only`` its fields): the keyword as the destination,
+    the type, default and choices from the declaration."""
+    hints = F.field_types(cls)
+    for f in dataclasses.fields(cls):
+        if (only is not None and f.name not in only) or not F.meta(f, "help"):
+            continue
+        typ, default = F.base_type(hints[f.name]), F.default_of(f)
+        kwargs: dict[str, Any] = {"dest": F.keyword_of(f), "help": F.meta(f, "help")}
+        if default is dataclasses.MISSING:
+            kwargs["required"] = True
+        elif typ is bool:
+            kwargs.update(action="store_true" if not default else argparse.BooleanOptionalAction, default=default)
+        else:
+            kwargs["default"] = default
+            if default is not None:
+                kwargs["help"] += f" (default {default})"
+        if typ in (int, float) and "action" not in kwargs:
+            kwargs["type"] = typ
+        if F.meta(f, "choices"):
+            kwargs["choices"] = list(F.meta(f, "choices"))
+        parser.add_argument(F.flag_of(f), **kwargs)
 
 
-def forget_spec_from_args(args: argparse.Namespace) -> Any:
-    from .config import ForgetSpec
+def add_forget_flags(parser: Any) -> None:
+    """Every registered kind's CLI inputs (a request gives one kind's), then the fields every request has."""
+    from .forget import ForgetSpec, all_kinds, common_fields, form_name
 
-    kw: dict[str, Any] = {"seed": args.forget_seed, "retain_fraction": args.retain_fraction,
-                          "stratified": args.stratified}
-    if args.forget_class:
-        kw["classes"] = tuple(c for group in args.forget_class for c in group.split(",") if c)
-    if args.forget_fraction is not None:
-        kw["fraction"] = args.forget_fraction
-    if args.forget_count is not None:
-        kw["count"] = args.forget_count
-    if args.forget_indices:
-        kw["indices"] = parse_indices(args.forget_indices)
-    if args.forget_filter:
-        if "=" not in args.forget_filter:
-            raise UnlearnError(f"--forget-filter expects COLUMN=VALUE, got '{args.forget_filter}'")
-        col, val = args.forget_filter.split("=", 1)
-        kw["filter_column"], kw["filter_value"] = col.strip(), val.strip()
-    return ForgetSpec(**kw)
+    for kind in all_kinds():
+        for inp in kind.all_inputs():
+            if inp.flag is None:
+                continue
+            kwargs: dict[str, Any] = {"dest": form_name(inp.name), "help": inp.help, "default": None}
+            if inp.is_switch:
+                kwargs["action"] = "store_true"
+            elif inp.repeat:
+                kwargs["action"] = "append"
+            if inp.metavar:
+                kwargs["metavar"] = inp.metavar
+            parser.add_argument(inp.flag, **kwargs)
+    add_field_flags(parser, ForgetSpec, tuple(f.name for f in common_fields()))
+
+
+#: method settings with a flag of their own (the rest go through --set KEY=VALUE)
+SETTING_SHORTCUTS = ("epochs", "lr", "batch_size")
+
+
+def add_method_flags(parser: Any) -> None:
+    """--method, the settings (shortcuts and --set), the reference and the Retrain recipe (--retrain-set)."""
+    from .config import RunConfig
+    from .engine import TrainSettings
+
+    add_field_flags(parser, RunConfig, ("method",))
+    hints = F.field_types(TrainSettings)
+    for f in dataclasses.fields(TrainSettings):
+        if f.name in SETTING_SHORTCUTS:
+            parser.add_argument("--" + f.name.replace("_", "-"), dest=f"setting_{f.name}", type=hints[f.name],
+                                help=f"method {F.meta(f, 'help')} (shortcut for --set {f.name}=N)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any method setting (repeatable)")
+    add_field_flags(parser, RunConfig, ("reference",))
+    recipe = next(f for f in dataclasses.fields(RunConfig) if f.name == "retrain_settings")
+    parser.add_argument(F.flag_of(recipe), dest="retrain_set", action="append", metavar="KEY=VALUE",
+                        help=F.meta(recipe, "help"))
+
+
+def keywords_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The flat configuration keywords (``unlearn(...)``'s) the run command's flags describe."""
+    from .config import config_keywords
+    from .forget import spec_from_form
+
+    values = vars(args)
+    keywords = {kw: values[kw] for kw in config_keywords()}
+    settings: dict[str, Any] = _key_values(args.set, "--set")
+    settings.update({name: values[f"setting_{name}"] for name in SETTING_SHORTCUTS
+                     if values.get(f"setting_{name}") is not None})
+    return {**keywords, "forget": spec_from_form(values), "method": args.method, "reference": args.reference,
+            "retrain_settings": _key_values(args.retrain_set, "--retrain-set") or None, **settings}
 
 
 def _progress_printer() -> Any:
@@ -99,27 +137,16 @@ def _progress_printer() -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .api import unlearn
+    from .api import run
+    from .config import RunConfig
 
-    settings: dict[str, Any] = _key_values(args.set, "--set")
-    for name in ("epochs", "lr", "batch_size"):
-        value = getattr(args, name)
-        if value is not None:
-            settings[name] = value
-    spec = forget_spec_from_args(args)
+    config = RunConfig.from_keywords(**keywords_from_args(args))
     out = Path(args.output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         raise UnlearnError(f"output directory '{out}' already exists and is not empty: "
                            "choose another or pass --overwrite")
-    result = unlearn(
-        args.model, args.dataset, spec, args.method, revision=args.revision,
-        dataset_config=args.dataset_config, dataset_revision=args.dataset_revision,
-        train_split=args.train_split, test_split=args.test_split,
-        image_column=args.image_column, label_column=args.label_column, streaming=args.streaming,
-        reference=args.reference, retrain_settings=_key_values(args.retrain_set, "--retrain-set") or None,
-        seed=args.seed, mixed_precision=args.mixed_precision, cpu=args.cpu, eval_batch_size=args.eval_batch_size,
-        cache_dir=args.cache_dir, reinit_head=args.reinit_head, token=args.token or os.environ.get("HF_TOKEN"),
-        progress=None if args.quiet else _progress_printer(), **settings)
+    result = run(config, token=args.token or os.environ.get("HF_TOKEN"),
+                 progress=None if args.quiet else _progress_printer())
     if not _is_main_process():
         return 0  # under `accelerate launch` one process writes and pushes; the others computed the same result
     path = result.save(out, overwrite=args.overwrite)
@@ -180,39 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="unlearn with one method and save the checkpoint and report")
-    r.add_argument("--model", required=True, help="model directory or Hub repo id")
-    r.add_argument("--revision", help="model branch, tag or commit")
-    r.add_argument("--dataset", required=True, help="dataset folder, parquet file or Hub repo id")
-    r.add_argument("--dataset-config", help="dataset configuration name")
-    r.add_argument("--dataset-revision", help="dataset branch, tag or commit")
-    r.add_argument("--train-split", default="train", help="split the model was trained on (default train)")
-    r.add_argument("--test-split", help="held-out split (default: test or validation)")
-    r.add_argument("--image-column", help="image column (default: detected)")
-    r.add_argument("--label-column", help="label column (default: detected)")
-    r.add_argument("--streaming", action="store_true",
-                   help="stream the dataset (one pass to an on-disk table; for datasets larger than memory)")
-    f = r.add_argument_group("what to forget (choose one kind)")
-    f.add_argument("--forget-class", action="append", help="class name or id (repeat or comma-separate)")
-    f.add_argument("--forget-fraction", type=float, help="random fraction of the training split")
-    f.add_argument("--forget-count", type=int, help="random number of training rows")
-    f.add_argument("--stratified", action="store_true", help="draw the random forget set evenly per class")
-    f.add_argument("--forget-indices", help="row indices: '1,5,9' or @FILE (one per line, or a JSON list)")
-    f.add_argument("--forget-filter", help="COLUMN=VALUE: forget rows where the column equals the value")
-    f.add_argument("--forget-seed", type=int, default=0, help="seed of the random forget draw")
-    f.add_argument("--retain-fraction", type=float, default=1.0, help="subsample of D_r the method trains on")
-    r.add_argument("--method", default="ft", help="unlearning method (see `hf-unlearn methods`)")
-    r.add_argument("--epochs", type=int, help="method epochs (shortcut for --set epochs=N)")
-    r.add_argument("--lr", type=float, help="method learning rate")
-    r.add_argument("--batch-size", type=int, help="method batch size")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="any method setting (repeatable)")
-    r.add_argument("--reference", help="'retrain' to retrain on D_r for Avg.Gap, or a Retrain report.json")
-    r.add_argument("--retrain-set", action="append", metavar="KEY=VALUE", help="Retrain recipe setting")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    r.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is present")
-    r.add_argument("--eval-batch-size", type=int, default=256)
-    r.add_argument("--cache-dir", help="where decoded tensors are cached")
-    r.add_argument("--reinit-head", action="store_true", help="new classification head for the dataset's labels")
+    from .config import SECTIONS
+
+    sources = r.add_argument_group("model and dataset")
+    add_field_flags(sources, SECTIONS["model"])
+    add_field_flags(sources, SECTIONS["data"])
+    add_forget_flags(r.add_argument_group("what to forget (choose one kind)"))
+    add_method_flags(r.add_argument_group("method and reference"))
+    add_field_flags(r.add_argument_group("execution"), SECTIONS["options"])
     r.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
     r.add_argument("--output", required=True, help="directory for the checkpoint and report")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output directory")

@@ -1,23 +1,39 @@
-"""Frozen descriptions of what to load and what to forget.
+"""One run configuration, built the same way by the Python API, the CLI and the app.
 
+``RunConfig`` holds what to load (:class:`ModelSource`, :class:`DataSource`),
+what to forget (:class:`~hf_unlearn.forget.ForgetSpec`), the method and its
+checked settings, the reference, and how to execute (:class:`RunOptions`).
 They are plain values so that a run can be recorded in its report, repeated
 from it, and compared with another run without holding any model or data.
+
+Every field is declared once, with :func:`~hf_unlearn.fields.doc`; its
+keyword in ``unlearn(...)``, its CLI flag and its app control all derive from
+that declaration (:func:`config_keywords`), and :meth:`RunConfig.from_keywords`
+is the one place a flat mapping of them becomes a checked configuration.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import fields as F
 from .errors import UnlearnError
+from .fields import doc
+from .forget import ForgetSpec
+
+MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
 class ModelSource:
     """A model: a local directory or a Hub repo id, at an optional revision."""
 
-    id: str
-    revision: str | None = None
+    id: str = doc(help="model directory or Hub repo id", keyword="model", app="sources",
+                  label="Model (Hub id or local folder)")
+    revision: str | None = doc(None, "model branch, tag or commit", app="details", label="model revision")
 
 
 @dataclass(frozen=True)
@@ -29,117 +45,139 @@ class DataSource:
     Column names are detected when left ``None``.
     """
 
-    id: str
-    config: str | None = None
-    revision: str | None = None
-    train_split: str = "train"
-    test_split: str | None = None
-    image_column: str | None = None
-    label_column: str | None = None
-    #: read the splits as streams (``load_dataset(streaming=True)``): one pass writes each to an on-disk,
-    #: memory-mapped Arrow table, so a dataset larger than memory (or the disk's free RAM) still works
-    streaming: bool = False
-
-
-FORGET_KINDS = ("class", "random", "indices", "filter")
-
-
-@dataclass(frozen=True)
-class ForgetSpec:
-    """What the model must forget; the retain set is always the complement.
-
-    Exactly one kind is set:
-
-    - ``classes``: every training row whose label is one of these (names or ids);
-    - ``fraction`` or ``count``: a seeded random draw, ``stratified`` by label
-      when asked, so each class loses the same share;
-    - ``indices``: explicit row indices of the training split;
-    - ``filter_column`` / ``filter_value``: rows where a column equals a value
-      (metadata or a fine label inside a coarse one: "sub-class" forgetting).
-
-    ``retain_fraction`` < 1 hands methods a seeded subsample of the retain set
-    (MinNorm-OG works from one); metrics always use the whole retain set.
-    """
-
-    classes: tuple[str | int, ...] = ()
-    fraction: float | None = None
-    count: int | None = None
-    stratified: bool = False
-    indices: tuple[int, ...] = ()
-    filter_column: str | None = None
-    filter_value: Any = None
-    seed: int = 0
-    retain_fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "classes", tuple(self.classes))
-        object.__setattr__(self, "indices", tuple(self.indices))
-        kinds = [
-            bool(self.classes),
-            self.fraction is not None or self.count is not None,
-            bool(self.indices),
-            self.filter_column is not None,
-        ]
-        if sum(kinds) != 1:
-            raise UnlearnError(
-                "give exactly one forget specification: classes, a random fraction/count, "
-                "row indices, or a column filter"
-            )
-        if self.fraction is not None and self.count is not None:
-            raise UnlearnError("give a random forget fraction or a count, not both")
-        if self.fraction is not None and not 0.0 < self.fraction < 1.0:
-            raise UnlearnError(f"forget fraction must be between 0 and 1 (exclusive), got {self.fraction}")
-        if self.count is not None and self.count <= 0:
-            raise UnlearnError(f"forget count must be a positive number of rows, got {self.count}")
-        if self.filter_column is not None and self.filter_value is None:
-            raise UnlearnError(f"the column filter on '{self.filter_column}' needs a value (column=value)")
-        if not 0.0 < self.retain_fraction <= 1.0:
-            raise UnlearnError(f"retain_fraction must be in (0, 1], got {self.retain_fraction}")
-
-    @property
-    def kind(self) -> str:
-        if self.classes:
-            return "class"
-        if self.fraction is not None or self.count is not None:
-            return "random"
-        if self.indices:
-            return "indices"
-        return "filter"
-
-    def describe(self) -> str:
-        """A short human phrase for logs and model cards (never the rows themselves)."""
-        if self.kind == "class":
-            return "class " + ", ".join(str(c) for c in self.classes)
-        if self.kind == "random":
-            amount = f"{self.fraction:.1%}" if self.fraction is not None else f"{self.count} rows"
-            strat = ", stratified" if self.stratified else ""
-            return f"random {amount} (seed {self.seed}{strat})"
-        if self.kind == "indices":
-            return f"{len(self.indices)} listed rows"
-        return f"rows where {self.filter_column} == {self.filter_value!r}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything but the explicit indices (they may identify people)."""
-        d = asdict(self)
-        d["kind"] = self.kind
-        d["indices"] = len(self.indices) if self.indices else None
-        d["classes"] = list(self.classes)
-        return d
+    id: str = doc(help="dataset folder, parquet file or Hub repo id", keyword="dataset", app="sources",
+                  label="Dataset (Hub id or folder)")
+    config: str | None = doc(None, "dataset configuration name", keyword="dataset_config", app="details",
+                             label="config")
+    revision: str | None = doc(None, "dataset branch, tag or commit", keyword="dataset_revision", app="details",
+                               label="dataset revision")
+    train_split: str = doc("train", "split the model was trained on", app="details", label="train split")
+    test_split: str | None = doc(None, "held-out split (default: test or validation)", app="details",
+                                 label="test split")
+    image_column: str | None = doc(None, "image column (default: detected)", app="details", label="image column")
+    label_column: str | None = doc(None, "label column (default: detected)", app="details", label="label column")
+    #: one pass writes each split to an on-disk, memory-mapped Arrow table, so a dataset larger than memory works
+    streaming: bool = doc(False, "stream the dataset (one pass to an on-disk table; for datasets larger than memory)")
 
 
 @dataclass(frozen=True)
 class RunOptions:
     """How a run is executed, as opposed to what it does."""
 
-    seed: int = 0
-    mixed_precision: str = "no"
-    cpu: bool = False
-    eval_batch_size: int = 256
-    cache_dir: str | None = None
-    reinit_head: bool = False
+    seed: int = doc(0, "seed of the method, the reference and the metrics' draws", app="run", label="seed")
+    mixed_precision: str = doc("no", "mixed precision of training and evaluation", choices=MIXED_PRECISION,
+                               app="run", label="mixed precision")
+    cpu: bool = doc(False, "run on the CPU even if a GPU is present")
+    eval_batch_size: int = doc(256, "batch size of evaluation")
+    cache_dir: str | None = doc(None, "where decoded tensors are cached")
+    reinit_head: bool = doc(False, "new classification head for the dataset's labels")
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise UnlearnError(f"mixed_precision must be one of no, bf16, fp16; got '{self.mixed_precision}'")
+        F.check_choice(self.mixed_precision, _field(RunOptions, "mixed_precision"), "mixed_precision")
         if self.eval_batch_size <= 0:
             raise UnlearnError(f"eval_batch_size must be positive, got {self.eval_batch_size}")
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+#: the configuration's parts whose fields are flat keywords of ``unlearn(...)``, CLI flags and app inputs
+SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "options": RunOptions}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One unlearning run: sources, request, method and settings, reference, execution options."""
+
+    model: ModelSource
+    data: DataSource
+    forget: ForgetSpec
+    method: str = doc("ft", "unlearning method (see `hf-unlearn methods`)", app="run", label="Method")
+    #: the method's settings dataclass, checked (``get_method(method).settings(...)``)
+    settings: Any = None
+    options: RunOptions = field(default_factory=RunOptions)
+    reference: Any = doc(None, "'retrain' to retrain on D_r for Avg.Gap, or a Retrain report.json")
+    #: the Retrain recipe (checked settings of the ``retrain`` method) when ``reference == "retrain"``
+    retrain_settings: Any = doc(None, "the Retrain recipe, KEY=VALUE settings of the retrain method",
+                                flag="--retrain-set")
+
+    @classmethod
+    def from_keywords(cls, **keywords: Any) -> RunConfig:
+        """A checked configuration from the flat keywords of ``unlearn(...)``; unknown names are method settings.
+
+        ``model``, ``dataset`` and ``forget`` are required; ``forget`` takes anything
+        :func:`as_forget_spec` takes. Every check of the configuration runs here, once.
+        """
+        from .methods import get_method
+
+        table = config_keywords()
+        parts: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        top: dict[str, Any] = {}
+        settings: dict[str, Any] = {}
+        for key, value in keywords.items():
+            if key in table:
+                section, f = table[key]
+                parts[section][f.name] = value
+            elif key in TOP_LEVEL:
+                top[key] = value
+            else:
+                settings[key] = value
+        for required in ("model", "dataset"):
+            if required not in keywords:
+                raise UnlearnError(f"give the {required} to unlearn ({required}=...)")
+        if "forget" not in top:
+            raise UnlearnError("say what to forget (forget=...): a class, a list of classes, a dict or a ForgetSpec")
+        built = {section: F.build(SECTIONS[section], values, f"the {section} configuration")
+                 for section, values in parts.items()}
+        method = get_method(top.get("method") or "ft")
+        reference = top.get("reference")
+        retrain = get_method("retrain").settings(top.get("retrain_settings")) if reference == "retrain" else None
+        _check_reference(reference)
+        return cls(model=built["model"], data=built["data"], forget=as_forget_spec(top["forget"]),
+                   method=method.name, settings=method.settings(settings), options=built["options"],
+                   reference=reference, retrain_settings=retrain)
+
+
+#: ``RunConfig`` fields that are keywords themselves (the sections' fields are spread out)
+TOP_LEVEL = ("forget", "method", "reference", "retrain_settings")
+
+
+def config_keywords() -> dict[str, tuple[str, dataclasses.Field]]:
+    """Every flat keyword of the configuration's sections: keyword → (section, field), in declaration order."""
+    return {F.keyword_of(f): (section, f) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+def top_level_fields() -> list[dataclasses.Field]:
+    """The documented top-level fields (method, reference, retrain settings), for the CLI and the app."""
+    return [f for f in dataclasses.fields(RunConfig) if f.name in TOP_LEVEL and F.meta(f, "help")]
+
+
+def as_forget_spec(forget: Any) -> ForgetSpec:
+    """Accept a ForgetSpec, a class name/id, a list of them, or a dict of ForgetSpec fields."""
+    if isinstance(forget, ForgetSpec):
+        return forget
+    if isinstance(forget, Mapping):
+        try:
+            return ForgetSpec(**forget)
+        except TypeError as exc:
+            raise UnlearnError(f"bad forget specification: {exc}") from None
+    if isinstance(forget, (str, int)):
+        return ForgetSpec(classes=(forget,))
+    if isinstance(forget, (list, tuple)) and forget:
+        return ForgetSpec(classes=tuple(forget))
+    raise UnlearnError("forget must be a class name or id, a list of classes, a dict or a ForgetSpec")
+
+
+def _check_reference(reference: Any) -> None:
+    from pathlib import Path
+
+    from .report import UnlearnReport
+
+    if reference is None or reference == "retrain" or isinstance(reference, (str, Path, UnlearnReport)):
+        return
+    raise UnlearnError("reference must be 'retrain', a report.json path or an UnlearnReport")
+
+
+__all__ = ["DataSource", "ForgetSpec", "ModelSource", "RunConfig", "RunOptions", "as_forget_spec",
+           "config_keywords", "top_level_fields"]

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from .cancel import raise_if_cancelled
-from .config import DataSource, ForgetSpec
+from .config import DataSource
 from .errors import UnlearnError
+from .forget import ForgetSpec, TrainingSplit, select_forget
 
 IMAGE_COLUMN_NAMES = ("image", "img", "images", "pixel_values", "picture", "photo")
 LABEL_COLUMN_NAMES = ("label", "labels", "fine_label", "class", "target", "category", "coarse_label")
@@ -140,90 +141,6 @@ def check_model_labels(model_config: Any, class_names: list[str]) -> None:
                 f"the model's labels ({', '.join(model_names[:4])}, ...) differ from the dataset's "
                 f"({', '.join(class_names[:4])}, ...): choose the matching model, or pass --reinit-head"
             )
-
-
-# ---------------------------------------------------------------- forget selection
-
-
-def resolve_classes(classes: tuple[str | int, ...], class_names: list[str]) -> list[int]:
-    """Class names or ids to ids; an unknown class names the valid ones."""
-    by_name = {n: i for i, n in enumerate(class_names)}
-    by_lower = {n.lower(): i for i, n in enumerate(class_names)}
-    ids: list[int] = []
-    for c in classes:
-        if isinstance(c, str) and c in by_name:
-            ids.append(by_name[c])
-        elif isinstance(c, str) and c.lower() in by_lower:
-            ids.append(by_lower[c.lower()])
-        elif isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.strip().lstrip("-").isdigit()):
-            i = int(c)
-            if not 0 <= i < len(class_names):
-                raise UnlearnError(
-                    f"class id {i} is out of range: valid ids are 0..{len(class_names) - 1} "
-                    f"({', '.join(class_names)})"
-                )
-            ids.append(i)
-        else:
-            raise UnlearnError(f"class '{c}' is not in the label set; valid classes: {', '.join(class_names)}")
-    return sorted(set(ids))
-
-
-def select_forget(ds: Any, spec: ForgetSpec, labels: np.ndarray, class_names: list[str]) -> np.ndarray:
-    """Sorted training-row indices of the forget set ``D_f``; checks it is a proper subset."""
-    n = len(labels)
-    rng = np.random.default_rng(spec.seed)
-    if spec.kind == "class":
-        ids = resolve_classes(spec.classes, class_names)
-        forget = np.flatnonzero(np.isin(labels, ids))
-    elif spec.kind == "random":
-        k = spec.count if spec.count is not None else int(round(spec.fraction * n))
-        if k >= n:
-            raise UnlearnError(f"the forget set would be the whole training split ({k} of {n} rows): forget fewer")
-        if spec.stratified:
-            parts = []
-            for c in np.unique(labels):
-                rows = np.flatnonzero(labels == c)
-                take = int(round(k * len(rows) / n))
-                parts.append(rng.choice(rows, size=min(take, len(rows)), replace=False))
-            forget = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
-        else:
-            forget = rng.choice(n, size=k, replace=False)
-    elif spec.kind == "indices":
-        idx = np.asarray(spec.indices, dtype=np.int64)
-        bad = idx[(idx < 0) | (idx >= n)]
-        if len(bad):
-            raise UnlearnError(f"forget index {int(bad[0])} is out of range: the training split has rows 0..{n - 1}")
-        uniq, counts = np.unique(idx, return_counts=True)
-        if (counts > 1).any():
-            raise UnlearnError(f"forget index {int(uniq[counts > 1][0])} is listed twice: list each row once")
-        forget = uniq
-    else:
-        forget = _filter_rows(ds, spec.filter_column, spec.filter_value)
-    forget = np.sort(forget.astype(np.int64))
-    if len(forget) == 0:
-        raise UnlearnError(
-            f"the forget set is empty ({spec.describe()} selects no training row): check the specification")
-    if len(forget) >= n:
-        raise UnlearnError(
-            f"the forget set is the whole training split ({spec.describe()}): nothing would be retained; forget less"
-        )
-    return forget
-
-
-def _filter_rows(ds: Any, column: str, value: Any) -> np.ndarray:
-    from datasets import ClassLabel
-
-    if column not in ds.column_names:
-        raise UnlearnError(
-            f"filter column '{column}' not in the dataset; its columns are: {', '.join(ds.column_names)}")
-    feat = ds.features[column]
-    values = ds[column]
-    if isinstance(feat, ClassLabel) and isinstance(value, str) and not value.isdigit():
-        if value not in feat.names:
-            raise UnlearnError(f"'{value}' is not a value of '{column}'; valid: {', '.join(feat.names)}")
-        value = feat.str2int(value)
-    target = str(value)
-    return np.asarray([i for i, v in enumerate(values) if str(v) == target], dtype=np.int64)
 
 
 # ---------------------------------------------------------------- tensors
@@ -536,6 +453,17 @@ class LabelledSplits:
         return (Split.of(train_px, torch.from_numpy(self.train_labels)),
                 Split.of(test_px, torch.from_numpy(self.test_labels)), normalizer)
 
+    def training(self) -> TrainingSplit:
+        """The training split as a forget kind selects from it."""
+        return TrainingSplit(self.train_ds, self.train_labels, self.class_names)
+
+    def build(self, spec: ForgetSpec, processor: Any, num_channels: int,
+              cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
+        """Forget selection, then the tensor caches, for one run (a bad request fails before any decoding)."""
+        forget_rows = select_forget(spec, self.training())
+        train, test_all, normalizer = self.tensors(processor, num_channels, cache_dir)
+        return split_data(self, train, test_all, normalizer, spec, forget_rows=forget_rows)
+
 
 def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:
     """Pick the train and test splits, detect the columns, and read the labels of both."""
@@ -566,11 +494,8 @@ def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:
 
 def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, num_channels: int,
                cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
-    """Splits, labels, forget selection and tensor caches for one run."""
-    ls = labelled_splits(dsd, source)
-    forget_rows = select_forget(ls.train_ds, spec, ls.train_labels, ls.class_names)  # bad specs fail before decoding
-    train, test_all, normalizer = ls.tensors(processor, num_channels, cache_dir)
-    return split_data(ls, train, test_all, normalizer, spec, forget_rows=forget_rows)
+    """Splits, labels, forget selection and tensor caches for one run, from a ``DatasetDict``."""
+    return labelled_splits(dsd, source).build(spec, processor, num_channels, cache_dir)
 
 
 def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: PixelNormalizer, spec: ForgetSpec,
@@ -578,11 +503,12 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
     """Forget / retain / test views of already decoded tensors (on any device).
 
     Benchmarks that run many forget requests on one dataset decode once and
-    call this per request; ``build_data`` is the one-request path.
+    call this per request; :meth:`LabelledSplits.build` is the one-request path.
+    The test rows follow the forget kind's rule (the remaining classes for class-wise forgetting).
     """
     class_names, train_labels, test_labels = ls.class_names, ls.train_labels, ls.test_labels
     if forget_rows is None:
-        forget_rows = select_forget(ls.train_ds, spec, train_labels, class_names)
+        forget_rows = select_forget(spec, ls.training())
 
     retain_mask = np.ones(len(train_labels), dtype=bool)
     retain_mask[forget_rows] = False
@@ -593,14 +519,10 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         k = max(1, int(round(spec.retain_fraction * len(retain_rows))))
         retain_train_rows = np.sort(rng.choice(retain_rows, size=k, replace=False))
 
-    forget_class_ids: list[int] = []
-    test_forget = None
-    test_rows = np.arange(len(test_labels))
-    if spec.kind == "class":
-        forget_class_ids = resolve_classes(spec.classes, class_names)
-        in_forget = np.isin(test_labels, forget_class_ids)
-        test_rows = np.flatnonzero(~in_forget)
-        test_forget = test_all.subset(np.flatnonzero(in_forget)) if in_forget.any() else None
+    rule = spec.the_kind.test_split(spec.fields, test_labels, class_names)
+    test_rows, forget_class_ids = rule.rows, list(rule.forget_class_ids)
+    in_forget = np.isin(test_labels, forget_class_ids)
+    test_forget = test_all.subset(np.flatnonzero(in_forget)) if in_forget.any() else None
     test = test_all.subset(test_rows)
     retain = train.subset(retain_rows)
     data = UnlearnData(

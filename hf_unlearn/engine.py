@@ -9,7 +9,6 @@ gradient clipping, exact masking, progress and cancellation) lives here once.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,8 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import accelerate_compat
+from .cancel import raise_if_cancelled
 from .data import PixelNormalizer, Split
-from .errors import Cancelled, UnlearnError
+from .errors import UnlearnError
+from .fields import doc
 
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[nn.Module, Batch, float], torch.Tensor]
@@ -35,19 +37,19 @@ AUGMENTATIONS = ("none", "flip", "crop", "flip_crop")
 
 @dataclass
 class TrainSettings:
-    """Optimisation settings common to every method (method settings extend these)."""
+    """Optimisation settings common to every method (each method's settings extend these and may change defaults)."""
 
-    epochs: int = 5
-    lr: float = 0.01
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_schedule: str = "constant"
-    warmup: float = 0.0
-    clip_grad: float = 0.0
-    bn_policy: str = "freeze"
-    augment: str = "none"
+    epochs: int = doc(5, "passes over the method's primary set (the retain or the forget set)")
+    lr: float = doc(0.01, "learning rate")
+    batch_size: int = doc(64, "batch size of each set drawn per step")
+    optimizer: str = doc("sgd", "sgd (with momentum) or adamw")
+    momentum: float = doc(0.9, "SGD momentum")
+    weight_decay: float = doc(5e-4, "weight decay")
+    lr_schedule: str = doc("constant", "constant or cosine decay to 0 over the run")
+    warmup: float = doc(0.0, "share of the run's steps over which the rate rises linearly to lr (0 = none)")
+    clip_grad: float = doc(0.0, "clip the gradient norm to this value (0 = off)")
+    bn_policy: str = doc("freeze", "freeze: BatchNorm statistics stay as in the original; train: they update")
+    augment: str = doc("none", "training augmentation: none, flip, crop or flip_crop")
 
     def check(self) -> None:
         """Reject settings that would make the loop meaningless, with the fix in the message."""
@@ -166,23 +168,23 @@ class MaskGuard:
 
 
 class Engine:
-    """Device, precision, progress and cancellation for one run.
+    """Device, precision and progress for one run.
 
     ``accelerate`` keeps one process-wide state, so an engine asking for a
     different mixed precision than the last one resets that state first.
+    Cancellation is the run's (:mod:`hf_unlearn.cancel`): every step and
+    every evaluation batch checks it.
     """
 
     _precision: str | None = None
 
     def __init__(self, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
-                 progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                 channels_last: bool | None = None) -> None:
+                 progress: ProgressFn | None = None, channels_last: bool | None = None) -> None:
         from accelerate import Accelerator
-        from accelerate.state import AcceleratorState
 
         key = f"{mixed_precision}/{cpu}"
         if Engine._precision is not None and Engine._precision != key:
-            AcceleratorState._reset_state(True)
+            accelerate_compat.reset_state()
         self.accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu)
         Engine._precision = key
         self.device = self.accelerator.device
@@ -195,7 +197,6 @@ class Engine:
         self.eval_batch_size = eval_batch_size
         self.progress = progress
         self._last_emit = 0.0
-        self.cancel = cancel
 
     # ------------------------------------------------------------ helpers
 
@@ -210,9 +211,12 @@ class Engine:
         return {name: tuple(t.tensor_split(self.world)[self.rank] for t in xy) if len(xy[1]) >= self.world else xy
                 for name, xy in batch.items()}
 
-    def check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled()
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (timings of GPU work are meaningless without it)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type != "cpu" and hasattr(torch, "accelerator"):
+            torch.accelerator.synchronize()
 
     def _emit_due(self, epoch_end: bool) -> bool:
         """A step's progress event is due: always on the CPU, on an accelerator at most every 0.25 s.
@@ -310,12 +314,7 @@ class Engine:
         opt = optimizer or self.make_optimizer(params, settings)
         opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
         # the loss sees the DDP wrapper (gradient averaging across ranks); hooks, masks and names the model
-        forward_model = model
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            forward_model = DistributedDataParallel(model, device_ids=None if self.device.type == "cpu" else
-                                                    [self.device], broadcast_buffers=False)
+        forward_model = accelerate_compat.data_parallel(model, self.device) if self.world > 1 else model
         gen = torch.Generator().manual_seed(seed)
         prim_name, prim_split = primary[0], self._on_device(primary[1])
         steps_per_epoch = math.ceil(len(prim_split) / settings.batch_size)
@@ -334,7 +333,7 @@ class Engine:
                 running, count = torch.zeros((), device=self.device), 0
                 for x, y in self.batches(prim_split, settings.batch_size, normalizer, shuffle=True, generator=gen,
                                          augment=settings.augment):
-                    self.check_cancel()
+                    raise_if_cancelled()
                     batch: Batch = {prim_name: (x, y)}
                     for name, it in others.items():
                         batch[name] = next(it)
@@ -367,9 +366,7 @@ class Engine:
                 self._check_finite(mean, phase, epoch)
                 epoch_losses.append(mean)
         finally:
-            # drop accelerate's reference to this run's optimizer (its free_memory() would also run a full
-            # gc.collect() and empty the CUDA cache: a stall per call, and re-allocation in the next one)
-            self.accelerator._optimizers.clear()
+            accelerate_compat.release_optimizers(self.accelerator)
             model.eval()
         return epoch_losses
 
@@ -394,7 +391,7 @@ class Engine:
             return self._predict_sharded(model, split, normalizer)
         outs: list[torch.Tensor] = []
         for x, _ in self.batches(split, self.eval_batch_size, normalizer, shuffle=False):
-            self.check_cancel()
+            raise_if_cancelled()
             with self.accelerator.autocast():
                 outs.append(forward_logits(model, x).float())
         if not outs:
@@ -412,7 +409,7 @@ class Engine:
         block = torch.arange(len(split)).tensor_split(self.world)[self.rank]
         outs: list[torch.Tensor] = []
         for start in range(0, len(block), self.eval_batch_size):
-            self.check_cancel()
+            raise_if_cancelled()
             x = self._inputs(split, block[start:start + self.eval_batch_size].to(split.labels.device), normalizer)
             with self.accelerator.autocast():
                 outs.append(forward_logits(model, x).float())
@@ -435,7 +432,7 @@ class Engine:
             m.momentum = None
             m.train()
         for x, _ in self.batches(split, batch_size, normalizer, shuffle=False):
-            self.check_cancel()
+            raise_if_cancelled()
             forward_logits(model, x.to(self.device))
         for m, mom in zip(bns, saved, strict=True):
             m.momentum = mom

@@ -17,13 +17,8 @@ from typing import Any
 
 from .errors import UnlearnError
 
-SCHEMA_VERSION = 1
-
-METRIC_COLUMNS = (
-    ("ua", "UA"), ("forget_acc", "forget acc"), ("ra", "RA"), ("ta", "TA"),
-    ("mia_efficacy", "MIA-efficacy"), ("mia_loss", "MIA-loss"), ("forget_class_test_acc", "forget-class test acc"),
-)
-
+#: 2: the forget record holds its kind's fields only (1 held every kind's, unused ones null); 1 still loads
+SCHEMA_VERSION = 2
 
 def library_versions() -> dict[str, str]:
     """Versions of everything that shapes the numbers."""
@@ -73,9 +68,12 @@ class UnlearnReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UnlearnReport:
-        if d.get("schema_version") != SCHEMA_VERSION:
+        version = d.get("schema_version")
+        if version == 1:
+            d = _upgrade_v1(d)
+        elif version != SCHEMA_VERSION:
             raise UnlearnError(
-                f"report schema version {d.get('schema_version')} is not {SCHEMA_VERSION}: re-run with this version"
+                f"report schema version {version} is not {SCHEMA_VERSION}: re-run with this version"
             )
         d = {k: v for k, v in d.items() if k != "rte_fraction"}
         return cls(**d)
@@ -92,19 +90,27 @@ class UnlearnReport:
         except (json.JSONDecodeError, TypeError) as exc:
             raise UnlearnError(f"'{p}' is not an hf-unlearn report ({exc})") from None
 
+    def model_label(self, name: str) -> str:
+        """How a row of the metrics table names a model ("rbm (unlearned)", "original", "retrain")."""
+        return f"{self.method} (unlearned)" if name == "unlearned" else name
+
+    def table_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """The metrics table as headers and rows of raw values: a column per registered table metric that has
+        a value in some row, then Avg.Gap. The markdown table and the app's table are both this."""
+        from .metrics.registry import shown_columns
+
+        cols = shown_columns(self.metrics.values())
+        rows = [[self.model_label(name)] + [m.get(c.key) for c in cols] + [(self.avg_gap or {}).get(name)]
+                for name, m in self.metrics.items() if m]
+        return ["model", *(c.label for c in cols), "Avg.Gap"], rows
+
     def markdown(self) -> str:
         """The metrics table (original, unlearned, reference) with Avg.Gap."""
-        cols = [(k, t) for k, t in METRIC_COLUMNS
-                if any(m and m.get(k) is not None for m in self.metrics.values())]
-        head = "| model | " + " | ".join(t for _, t in cols) + " | Avg.Gap |"
-        lines = [head, "|" + "---|" * (len(cols) + 2)]
-        for name, m in self.metrics.items():
-            if not m:
-                continue
-            gap = (self.avg_gap or {}).get(name)
-            cells = [_fmt(m.get(k)) for k, _ in cols]
-            label = f"{self.method} (unlearned)" if name == "unlearned" else name
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(gap)} |")
+        from .metrics.registry import fmt
+
+        headers, rows = self.table_rows()
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join([row[0], *(fmt(v) for v in row[1:])]) + " |" for row in rows]
         return "\n".join(lines)
 
     def summary(self) -> str:
@@ -145,10 +151,20 @@ class UnlearnReport:
         return path
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.2f}"
+#: what a forget record holds besides its kind's fields
+FORGET_RECORD_KEYS = ("kind", "seed", "retain_fraction", "description", "n_forget", "forget_ids_sha256", "class_ids",
+                      "class_names")
+
+
+def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 report as schema 2: its forget record keeps only its own kind's fields."""
+    from .forget import available_kinds, get_kind
+
+    forget = dict(d.get("forget") or {})
+    if forget.get("kind") in available_kinds():
+        own = set(get_kind(forget["kind"]).field_names()) | set(FORGET_RECORD_KEYS)
+        forget = {k: v for k, v in forget.items() if k in own}
+    return {**d, "forget": forget, "schema_version": SCHEMA_VERSION}
 
 
 def _clean(obj: Any) -> Any:

@@ -22,7 +22,6 @@ lowest mean Avg.Gap over the two.
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import json
 import statistics
@@ -33,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CIFAR_RECIPE, cifar10_full, device_name, mean_std  # noqa: E402
+from common import CIFAR_RECIPE, cifar10_full, compact_cells, compact_labels, device_name, mean_std  # noqa: E402
 from train_original import limited  # noqa: E402
 
 from hf_unlearn import ForgetSpec, UnlearnError  # noqa: E402
@@ -68,7 +67,6 @@ SWEEPS: dict[str, dict[str, list]] = {
 }
 #: The follow-up sweep (held-out class only; ``--grid docs/results/cifar10_sweep2_grid.json``): BatchNorm in
 #: train mode and lower rates for the methods that collapsed, fewer epochs for GA, T_proj = 2 for MinNorm-OG.
-METRICS = ("ua", "ra", "ta", "mia_efficacy", "mia_loss")
 
 
 class Bench:
@@ -99,26 +97,14 @@ class Bench:
     def evaluate(self, model, data, seed: int) -> dict[str, Any]:
         from hf_unlearn.metrics.evaluation import evaluate_model
 
-        return evaluate_model(self.engine, model, data, seed).metrics.to_dict()
+        return evaluate_model(self.engine, model, data, seed).metrics
 
     def run(self, data, method: str, settings: dict[str, Any], seed: int) -> tuple[dict[str, Any], float]:
-        """Metrics of ``method`` from the original, and its wall time (device work included)."""
-        import torch
-        from accelerate.utils import set_seed
+        """Metrics of ``method`` from the original, and its wall time (RTE, timed as ``unlearn()`` times it)."""
+        from hf_unlearn.methods import run_method
 
-        from hf_unlearn.methods import MethodContext, get_method
-
-        m = get_method(method)
-        ctx = MethodContext(engine=self.engine, model=copy.deepcopy(self.model), data=data, seed=seed)
-        set_seed(seed)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        model = m.run(ctx, m.settings(settings))
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        return self.evaluate(model, data, seed), seconds
+        done = run_method(self.engine, self.model, data, method, settings, seed)
+        return self.evaluate(done.model, data, seed), done.seconds
 
 
 def original_record(original: Path) -> dict[str, Any]:
@@ -171,11 +157,12 @@ def table(runs: list[dict[str, Any]], kind: str, by_settings: bool) -> list[str]
             groups.setdefault(key, []).append(r)
     retrain_s = statistics.mean([r["seconds"] for r in runs if r["kind"] == kind and r["method"] == "retrain"]
                                 or [float("nan")])
+    labels = compact_labels()
     lines = ["| method | " + ("settings | " if by_settings else "")
-             + "n | UA | RA | TA | MIA-efficacy | MIA-loss | Avg.Gap | RTE (s) | RTE / Retrain |",
-             "|---|" + ("---|" if by_settings else "") + "---|" * 9]
+             + "n | " + " | ".join(labels) + " | Avg.Gap | RTE (s) | RTE / Retrain |",
+             "|---|" + ("---|" if by_settings else "") + "---|" * (len(labels) + 4)]
     for (method, sett), rs in groups.items():
-        cells = [mean_std([r["metrics"][k] for r in rs]) for k in METRICS]
+        cells = compact_cells(rs)
         secs = [r["seconds"] for r in rs if r["seconds"] is not None]
         ratio = f"{100 * statistics.mean(secs) / retrain_s:.1f} %" if secs else "–"
         lines.append(f"| {method} | " + (f"{sett} | " if by_settings else "") + f"{len(rs)} | " + " | ".join(cells)

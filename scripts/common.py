@@ -96,6 +96,20 @@ def cached_original(name: str, key: dict[str, Any], build: Any) -> Path:
     return path
 
 
+def compact_labels() -> list[str]:
+    """The headline metrics' column labels (UA, RA, TA, MIA-efficacy, MIA-loss), from the metric registry."""
+    from hf_unlearn.metrics import table_metrics
+
+    return [m.label for m in table_metrics(compact=True)]
+
+
+def compact_cells(runs: list[dict[str, Any]]) -> list[str]:
+    """mean ± std of each headline metric over runs (each run's ``metrics`` is a report's metrics of one model)."""
+    from hf_unlearn.metrics import table_metrics
+
+    return [mean_std([r["metrics"][m.key] for r in runs]) for m in table_metrics(compact=True)]
+
+
 def mean_std(values: list[float]) -> str:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
     if not vals:

@@ -20,7 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cached_original, cifar10_subset, mean_std, small_resnet_and_processor  # noqa: E402
+from common import (  # noqa: E402
+    cached_original,
+    cifar10_subset,
+    compact_cells,
+    compact_labels,
+    mean_std,
+    small_resnet_and_processor,
+)
 
 from hf_unlearn import ForgetSpec, UnlearnError, unlearn  # noqa: E402
 from hf_unlearn.metrics import avg_gap  # noqa: E402
@@ -107,14 +114,15 @@ def main() -> None:
         (lambda r: (r["method"], ""))
     for scen in scenarios(0):
         print(f"**{scen}**\n")
-        print("| method | settings | UA | RA | TA | MIA-efficacy | MIA-loss | Avg.Gap | RTE (s) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        labels = compact_labels()
+        print("| method | settings | " + " | ".join(labels) + " | Avg.Gap | RTE (s) |")
+        print("|---|---|" + "---|" * (len(labels) + 2))
         groups: dict = {}
         for r in runs:
             if r["scenario"] == scen:
                 groups.setdefault(key(r), []).append(r)
         for (method, sett), rs in groups.items():
-            cells = [mean_std([r["metrics"][k] for r in rs]) for k in ("ua", "ra", "ta", "mia_efficacy", "mia_loss")]
+            cells = compact_cells(rs)
             print(f"| {method} | {sett or ''} | " + " | ".join(cells)
                   + f" | {mean_std([r['gap'] for r in rs])} | {mean_std([r['rte'] for r in rs])} |")
         print()

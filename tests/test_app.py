@@ -34,7 +34,7 @@ def client(url):
 
 
 def run(url, **kw):
-    args = {"index_file": None, "method_": "ft", "epochs_": 1, "with_retrain_": False}
+    args = {"forget_index_file": None, "method": "ft", "epochs": 1, "with_retrain": False}
     args.update(kw)
     return client(url).predict(api_name="/run", **args)
 
@@ -44,7 +44,7 @@ def table(out) -> dict[str, list]:
 
 
 def test_demo_run_returns_metrics_with_retrain_and_avg_gap(app_url):
-    out = run(app_url, method_="rbm", epochs_=2, with_retrain_=True)
+    out = run(app_url, method="rbm", epochs=2, with_retrain=True)
     status, log, metrics = out[0], out[1], out[3]
     assert status.startswith("Done: rbm") and "rbm: epoch 2/2" in log
     rows = table(out)
@@ -63,7 +63,7 @@ def test_loopback_hub_model_runs_through_the_app(app_url, hub, demo_assets):
     api.upload_folder(folder_path=str(demo_assets[0]), repo_id="alice/app-model")
     api.create_repo("alice/app-data", repo_type="dataset")
     api.upload_folder(folder_path=str(demo_assets[1]), repo_id="alice/app-data", repo_type="dataset")
-    out = run(app_url, model_id="alice/app-model", dataset_id="alice/app-data", forget_classes=["7"])
+    out = run(app_url, model="alice/app-model", dataset="alice/app-data", forget_classes=["7"])
     assert out[0].startswith("Done: ft"), out[0]
     assert out[3]["original"]["ta"] > 90 and 0 <= out[3]["unlearned"]["ua"] <= 100
 
@@ -73,8 +73,8 @@ def _job_threads() -> list[threading.Thread]:
 
 
 def test_cancel_stops_the_run_within_5_seconds(app_url):
-    job = client(app_url).submit(api_name="/run", index_file=None, method_="retrain", epochs_=500,
-                                 with_retrain_=False)
+    job = client(app_url).submit(api_name="/run", forget_index_file=None, method="retrain", epochs=500,
+                                 with_retrain=False)
     deadline = time.time() + 60
     while not _job_threads() and time.time() < deadline:
         time.sleep(0.1)
@@ -93,7 +93,7 @@ def test_cancel_button_endpoint_stops_a_run(app_url):
     from gradio_client import Client
 
     c = Client(app_url, verbose=False)
-    job = c.submit(api_name="/run", index_file=None, method_="retrain", epochs_=500, with_retrain_=False)
+    job = c.submit(api_name="/run", forget_index_file=None, method="retrain", epochs=500, with_retrain=False)
     deadline = time.time() + 60
     while not _job_threads() and time.time() < deadline:
         time.sleep(0.1)
@@ -124,10 +124,10 @@ def test_two_clients_at_once_each_get_their_own_results(app_url):
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    ({"model_id": "alice/does-not-exist", "dataset_id": "alice/nothing"}, "was not found"),
+    ({"model": "alice/does-not-exist", "dataset": "alice/nothing"}, "was not found"),
     ({"forget_classes": ["cat"]}, "class 'cat' is not in the label set; valid classes: 0, 1"),
-    ({"forget_kind": "indices", "index_list": ""}, "the index list is empty"),
-    ({"forget_kind": "indices", "index_list": "1, x"}, "forget index 'x' is not an integer"),
+    ({"forget_kind": "indices", "forget_indices": ""}, "the index list is empty"),
+    ({"forget_kind": "indices", "forget_indices": "1, x"}, "forget index 'x' is not an integer"),
     ({"forget_classes": []}, "choose at least one class"),
 ])
 def test_bad_input_shows_a_message_in_the_page(app_url, hub, kwargs, fragment):

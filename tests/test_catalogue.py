@@ -307,7 +307,7 @@ def test_docs_table_lists_every_case():
 
 
 def test_a_large_valid_index_file_is_read_quickly(ctx: Ctx):
-    from hf_unlearn.cli import parse_indices
+    from hf_unlearn.forget.indices import parse_indices
 
     path = ctx.tmp / "many.txt"
     path.write_text("\n".join(str(i) for i in range(2_000_000)))

@@ -9,6 +9,7 @@ import threading
 import pytest
 import torch
 
+from hf_unlearn.cancel import cancellable
 from hf_unlearn.data import PixelNormalizer, Split
 from hf_unlearn.engine import Engine, TrainSettings, augment_batch
 from hf_unlearn.errors import Cancelled
@@ -79,8 +80,8 @@ def test_cancel_stops_training_with_cancelled():
         if ev["step"] == 2:
             cancel.set()
 
-    eng = Engine(cpu=True, progress=progress, cancel=cancel)
-    with pytest.raises(Cancelled):
+    eng = Engine(cpu=True, progress=progress)
+    with cancellable(cancel), pytest.raises(Cancelled):
         eng.train(model, _ce, TrainSettings(epochs=5, batch_size=8), PixelNormalizer.identity(),
                   primary=("train", _split()))
     assert seen == [1, 2]

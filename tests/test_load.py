@@ -44,9 +44,9 @@ def test_eight_concurrent_clients_all_complete_with_their_own_results(demo_asset
     def user(cls: str) -> None:
         t0 = time.perf_counter()
         try:
-            results[cls] = client(url).predict(api_name="/run", model_id="", dataset_id="", forget_kind="class",
-                                               forget_classes=[cls], index_file=None, method_="ft", epochs_=1,
-                                               with_retrain_=False)
+            results[cls] = client(url).predict(api_name="/run", model="", dataset="", forget_kind="class",
+                                               forget_classes=[cls], forget_index_file=None, method="ft", epochs=1,
+                                               with_retrain=False)
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(f"{cls}: {exc}")
         times[cls] = time.perf_counter() - t0

@@ -2,39 +2,39 @@
 
 from __future__ import annotations
 
-from ..errors import UnlearnError
+from ..registry import Registry
 from . import ft, ga, l1_sparse, minnorm_og, neggrad, rbm, retrain, rl, salun
 from .base import Method, MethodContext
 
-_REGISTRY: dict[str, Method] = {}
+_METHODS: Registry[Method] = Registry("method", lambda m: m.name, aliases={
+    "minnorm": "minnorm-og", "minnorm_og": "minnorm-og", "neggrad": "neggrad+", "l1": "l1-sparse",
+    "l1_sparse": "l1-sparse",
+})
 
 
 def register(method: Method) -> Method:
-    """Add a method (third-party methods can register themselves too)."""
-    _REGISTRY[method.name] = method
-    return method
+    """Add a method (third-party methods can register themselves too; a name registered again is replaced)."""
+    return _METHODS.register(method)
+
+
+def unregister(name: str) -> None:
+    _METHODS.unregister(name)
 
 
 for _module in (retrain, ft, ga, rl, neggrad, l1_sparse, salun, rbm, minnorm_og):
     register(_module.METHOD)
 
-_ALIASES = {
-    "minnorm": "minnorm-og", "minnorm_og": "minnorm-og", "neggrad": "neggrad+", "l1": "l1-sparse",
-    "l1_sparse": "l1-sparse",
-}
-
 
 def available_methods() -> list[str]:
     """Names of every registered method."""
-    return list(_REGISTRY)
+    return _METHODS.names()
 
 
 def get_method(name: str) -> Method:
-    key = (name or "").strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise UnlearnError(f"unknown method '{name}'; available methods: {', '.join(_REGISTRY)}")
-    return _REGISTRY[key]
+    return _METHODS.get(name)
 
 
-__all__ = ["Method", "MethodContext", "available_methods", "get_method", "register"]
+from .runner import MethodRun, run_method  # noqa: E402 - it looks methods up in the registry above
+
+__all__ = ["Method", "MethodContext", "MethodRun", "available_methods", "get_method", "register", "run_method",
+           "unregister"]

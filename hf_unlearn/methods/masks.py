@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cancel import raise_if_cancelled
 from ..data import PixelNormalizer, Split
 from ..engine import Engine, forward_logits
 from ..errors import UnlearnError
@@ -87,7 +88,7 @@ def saliency(engine: Engine, model: nn.Module, split: Split, normalizer: PixelNo
     for i, (x, y) in enumerate(engine.batches(split, batch_size, normalizer, shuffle=False)):
         if i % engine.world != engine.rank:  # under `accelerate launch` each rank takes whole batches in turn
             continue
-        engine.check_cancel()
+        raise_if_cancelled()
         x, y = x.to(engine.device), y.to(engine.device)
         model.zero_grad(set_to_none=True)
         logits = forward_logits(model, x).float()

@@ -1,18 +1,16 @@
 """The field's unlearning metrics, written once (see shared/docs/unlearning.md).
 
-Everything is in percent. These functions take plain arrays so that the
-engine's evaluation, the ``evaluate`` module and the tests share one
+Everything is in percent. These functions take plain arrays; the metric
+modules beside this one declare the metrics (``registry``) on top of them, so
+the engine's evaluation, the ``evaluate`` module and the tests share one
 implementation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
-
-GAP_METRICS = ("ua", "ra", "ta", "mia_efficacy")
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -127,8 +125,3 @@ def mia_loss(forget_loss: np.ndarray, forget_labels: np.ndarray, test_loss: np.n
     cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=0.1 if len(x) >= 40 else 0.25, random_state=seed)
     scores = cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy")
     return float(100.0 * np.mean(scores))
-
-
-def avg_gap(metrics: Mapping[str, float], reference: Mapping[str, float]) -> float:
-    """Mean |metric − reference| over UA, RA, TA and MIA-efficacy (lower is closer to Retrain)."""
-    return float(np.mean([abs(float(metrics[k]) - float(reference[k])) for k in GAP_METRICS]))

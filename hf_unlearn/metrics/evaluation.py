@@ -1,8 +1,8 @@
-"""Evaluate one model on a run's splits: logits once per split, then every metric."""
+"""Evaluate one model on a run's splits: logits once per split, then every registered metric."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,64 +10,46 @@ from torch import nn
 
 from ..data import UnlearnData
 from ..engine import Engine
-from . import core
+from .outputs import EvalOutputs, SplitOutputs
+from .registry import compute_all
 
 
-@dataclass
-class ModelMetrics:
-    """The metrics of one model; ``forget_class_test_acc`` only for class-wise forgetting."""
+def model_outputs(engine: Engine, model: nn.Module, data: UnlearnData, seed: int = 0) -> EvalOutputs:
+    """Whole-split logits in eval mode: forget, retain and the full test split (the test rule's rows are a view)."""
+    norm = data.normalizer
 
-    ua: float
-    forget_acc: float
-    ra: float
-    ta: float
-    mia_efficacy: float
-    mia_loss: float
-    forget_class_test_acc: float | None
-    per_class_test_acc: list[float | None] = field(default_factory=list)
+    def outputs(split: Any) -> SplitOutputs:
+        return SplitOutputs.from_logits(engine.predict(model, split, norm).numpy(), split.labels.cpu().numpy())
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    test_all = outputs(data.test_all)
+    splits = {"forget": outputs(data.forget), "retain": outputs(data.retain), "test_all": test_all,
+              "test": _rows(test_all, data.test_rows)}
+    if data.forget_class_ids:
+        in_forget_classes = np.isin(test_all.labels, data.forget_class_ids)
+        if in_forget_classes.any():
+            splits["test_forget"] = _rows(test_all, np.flatnonzero(in_forget_classes))
+    return EvalOutputs(splits, data.num_classes, seed)
+
+
+def _rows(split: SplitOutputs, rows: np.ndarray) -> SplitOutputs:
+    return SplitOutputs.from_logits(split.logits[rows], split.labels[rows])
 
 
 @dataclass
 class Evaluation:
-    """Metrics plus the per-row arrays the app plots (confidence histograms, image grids)."""
+    """A model's metrics (keyed as in the report) and the outputs they came from (the app plots them:
+    ``outputs["forget"].true_prob`` is the MIA feature of the forget rows, ``.predictions`` their classes)."""
 
-    metrics: ModelMetrics
-    forget_pred: np.ndarray
-    forget_prob: np.ndarray
-    retain_prob: np.ndarray
-    test_prob: np.ndarray
+    metrics: dict[str, Any]
+    outputs: EvalOutputs
 
 
-def evaluate_model(engine: Engine, model: nn.Module, data: UnlearnData, seed: int = 0) -> Evaluation:
-    """Whole-split evaluation in eval mode: forget, retain and the full test split."""
-    norm = data.normalizer
-    f_logits = engine.predict(model, data.forget, norm).numpy()
-    r_logits = engine.predict(model, data.retain, norm).numpy()
-    t_logits_all = engine.predict(model, data.test_all, norm).numpy()
-    f_y, r_y, t_y_all = (s.labels.cpu().numpy() for s in (data.forget, data.retain, data.test_all))
-    t_logits, t_y = t_logits_all[data.test_rows], t_y_all[data.test_rows]
+def evaluate(outputs: EvalOutputs, reference: EvalOutputs | None = None) -> Evaluation:
+    """Every registered metric of ``outputs``; metrics that read the Retrain reference see ``reference``."""
+    return Evaluation(compute_all(outputs.with_reference(reference)), outputs)
 
-    f_pred, t_pred_all = f_logits.argmax(1), t_logits_all.argmax(1)
-    forget_acc = core.accuracy(f_pred, f_y)
-    f_prob = core.softmax_true_prob(f_logits, f_y)
-    r_prob = core.softmax_true_prob(r_logits, r_y)
-    t_prob = core.softmax_true_prob(t_logits, t_y)
-    fc_acc = None
-    if data.forget_class_ids:
-        in_fc = np.isin(t_y_all, data.forget_class_ids)
-        fc_acc = core.accuracy(t_pred_all[in_fc], t_y_all[in_fc]) if in_fc.any() else None
-    metrics = ModelMetrics(
-        ua=100.0 - forget_acc,
-        forget_acc=forget_acc,
-        ra=core.accuracy(r_logits.argmax(1), r_y),
-        ta=core.accuracy(t_logits.argmax(1), t_y),
-        mia_efficacy=core.mia_efficacy(r_prob, t_prob, f_prob, seed=seed),
-        mia_loss=core.mia_loss(core.cross_entropy(f_logits, f_y), f_y,
-                               core.cross_entropy(t_logits_all, t_y_all), t_y_all, seed=seed),
-        forget_class_test_acc=fc_acc,
-        per_class_test_acc=core.per_class_accuracy(t_pred_all, t_y_all, data.num_classes),
-    )
-    return Evaluation(metrics, f_pred, f_prob, r_prob, t_prob)
+
+def evaluate_model(engine: Engine, model: nn.Module, data: UnlearnData, seed: int = 0,
+                   reference: EvalOutputs | None = None) -> Evaluation:
+    """:func:`model_outputs` then :func:`evaluate`."""
+    return evaluate(model_outputs(engine, model, data, seed), reference)

@@ -1,19 +1,21 @@
-"""Unlearning metrics as an ``evaluate`` module (UA, forget acc, RA, TA, MIA-efficacy, MIA-loss).
+"""Unlearning metrics as an ``evaluate`` module: every metric of hf-unlearn's registry its rows allow.
 
 Load it offline with ``evaluate.load(hf_unlearn.metrics.EVALUATE_MODULE_PATH)``.
-It forwards to ``hf_unlearn.metrics.core`` so the numbers match the library's.
+It builds the same per-split outputs an hf-unlearn evaluation builds and asks
+the metric registry, so the numbers (and the list of metrics) match the library's.
 """
 
 import datasets
 import evaluate
 import numpy as np
 
-from hf_unlearn.metrics import core
+from hf_unlearn.metrics import EvalOutputs, SplitOutputs, compute_all
 
 _DESCRIPTION = """Machine-unlearning metrics over the forget, retain and test sets.
-Each row is one sample: its split ("forget", "retain" or "test"), the model's
-prediction, the true label, the softmax probability of the true label and the
-per-sample cross-entropy loss."""
+Each row is one sample: its split ("forget", "retain", "test" or "test_forget"), the
+model's prediction, the true label, the softmax probability of the true label and
+the per-sample cross-entropy loss. "test" rows are those TA is measured on; for
+class-wise forgetting, "test_forget" rows are the forgotten classes' test rows."""
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -21,10 +23,13 @@ Args:
     references (list of int): true class of each row.
     true_probs (list of float): softmax probability of the true class.
     losses (list of float): per-sample cross-entropy.
-    splits (list of str): "forget", "retain" or "test" for each row.
+    splits (list of str): "forget", "retain", "test" or "test_forget" for each row.
     seed (int): seed of the MIA member draw and cross-validation (default 0).
+    num_classes (int): number of classes (default: the largest label + 1).
 Returns:
-    ua, forget_acc, ra, ta, mia_efficacy, mia_loss (all in percent).
+    every registered metric these rows allow, in percent: ua, forget_acc, ra, ta, mia_efficacy, mia_loss,
+    per_class_test_acc, and forget_class_test_acc when "test_forget" rows are given (metrics that need the
+    Retrain reference's outputs are not computed here).
 Example:
     >>> m = evaluate.load(hf_unlearn.metrics.EVALUATE_MODULE_PATH)
     >>> m.compute(predictions=[...], references=[...], true_probs=[...], losses=[...], splits=[...])
@@ -49,16 +54,17 @@ class UnlearningMetrics(evaluate.Metric):
             }),
         )
 
-    def _compute(self, predictions, references, true_probs, losses, splits, seed=0):
+    def _compute(self, predictions, references, true_probs, losses, splits, seed=0, num_classes=None):
         pred, ref = np.asarray(predictions), np.asarray(references)
         prob, loss, split = np.asarray(true_probs), np.asarray(losses), np.asarray(splits)
-        f, r, t = split == "forget", split == "retain", split == "test"
-        forget_acc = core.accuracy(pred[f], ref[f])
-        return {
-            "ua": 100.0 - forget_acc,
-            "forget_acc": forget_acc,
-            "ra": core.accuracy(pred[r], ref[r]),
-            "ta": core.accuracy(pred[t], ref[t]),
-            "mia_efficacy": core.mia_efficacy(prob[r], prob[t], prob[f], seed=seed),
-            "mia_loss": core.mia_loss(loss[f], ref[f], loss[t], ref[t], seed=seed),
-        }
+
+        def rows(mask):
+            return SplitOutputs.from_values(ref[mask], pred[mask], prob[mask], loss[mask])
+
+        parts = {name: rows(split == name) for name in ("forget", "retain", "test")}
+        parts["test_all"] = rows((split == "test") | (split == "test_forget"))
+        if (split == "test_forget").any():
+            parts["test_forget"] = rows(split == "test_forget")
+        classes = int(num_classes) if num_classes is not None else int(ref.max()) + 1 if ref.size else 0
+        values = compute_all(EvalOutputs(parts, classes, seed))
+        return {k: v for k, v in values.items() if v is not None}

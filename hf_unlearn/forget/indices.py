@@ -1,0 +1,82 @@
+"""Listed rows: explicit row indices of the training split (typed, or a file of one per line / a JSON list).
+
+The report keeps only how many rows were listed, never the rows (they may identify people).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnlearnError
+from ..fields import doc
+from .kind import ForgetKind, KindInput, TrainingSplit
+
+
+@dataclass(frozen=True)
+class IndexFields:
+    indices: tuple[int, ...] = doc((), "row indices of the training split")
+
+
+def parse_indices(text: str) -> tuple[int, ...]:
+    """Comma/space separated indices, or @FILE with one index per line (or a JSON list)."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise UnlearnError(f"cannot read the index file '{path}': {exc.strerror}") from None
+        if text.lstrip().startswith("["):
+            try:
+                return tuple(int(v) for v in json.loads(text))
+            except (ValueError, TypeError):
+                raise UnlearnError(f"'{path}' is not a JSON list of integers") from None
+    values = [v for v in text.replace(",", " ").split() if v]
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        bad = next(v for v in values if not v.lstrip("-").isdigit())
+        raise UnlearnError(f"forget index '{bad}' is not an integer row number") from None
+
+
+def check(f: IndexFields) -> None:
+    if isinstance(f.indices, int):  # what a report keeps (ForgetSpec.from_dict of one)
+        raise UnlearnError(f"this record keeps only how many rows were listed ({f.indices}), not which: "
+                           "give the row indices again")
+    if not f.indices:
+        raise UnlearnError("the index list is empty: upload a file or type row numbers (e.g. 3, 17, 42)")
+
+
+def select(f: IndexFields, train: TrainingSplit, _seed: int) -> np.ndarray:
+    n = len(train)
+    idx = np.asarray(f.indices, dtype=np.int64)
+    bad = idx[(idx < 0) | (idx >= n)]
+    if len(bad):
+        raise UnlearnError(f"forget index {int(bad[0])} is out of range: the training split has rows 0..{n - 1}")
+    uniq, counts = np.unique(idx, return_counts=True)
+    if (counts > 1).any():
+        raise UnlearnError(f"forget index {int(uniq[counts > 1][0])} is listed twice: list each row once")
+    return uniq
+
+
+def _typed(raw: Any) -> dict[str, Any]:
+    return {} if raw is None else {"indices": parse_indices(str(raw))}
+
+
+def _uploaded(path: Any) -> dict[str, Any]:
+    return {} if not path else {"indices": parse_indices("@" + str(path))}
+
+
+KIND = ForgetKind(
+    name="indices", title="row indices", fields=IndexFields, select=select, check=check,
+    describe=lambda f, _seed: f"{len(f.indices)} listed rows",
+    record=lambda f: {"indices": len(f.indices)},
+    inputs=(KindInput("indices", "row indices: '1,5,9' or @FILE (one per line, or a JSON list)", _typed,
+                      flag="--forget-indices", label="indices: row numbers", widget_args={"placeholder": "3, 17, 42"}),
+            KindInput("index_file", "a file of row indices (one per line, or a JSON list)", _uploaded,
+                      widget="file", label="indices: upload a list (one per line or JSON)")),
+)

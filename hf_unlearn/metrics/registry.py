@@ -1,0 +1,131 @@
+"""The metric registry: every metric declared once, and everything that lists metrics derived from it.
+
+A :class:`Metric` says what it is called, what it means, which way is
+better, which outputs it reads, whether it enters Avg.Gap, how it goes into
+a model card's ``model-index``, and how it is computed from an evaluation's
+:class:`~hf_unlearn.metrics.outputs.EvalOutputs`. The report JSON, the
+markdown tables, the model card, the app's table, the ``evaluate`` module,
+:func:`avg_gap` and the benchmark scripts' tables all iterate this registry,
+so registering a metric (:func:`register`) is the whole of adding one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..registry import Registry
+from .outputs import EvalOutputs, MissingOutputs
+
+#: "higher" / "lower" is better, or "retrain": the closer to the Retrain reference the better
+DIRECTIONS = ("higher", "lower", "retrain")
+#: the splits a metric may read (``reference``: the Retrain reference's outputs, in ``outputs.reference``)
+READABLE = ("forget", "retain", "test", "test_all", "test_forget", "reference")
+
+
+@dataclass(frozen=True)
+class CardEntry:
+    """Where a metric goes in a model card's ``model-index``: the dataset split, the metric type and its name."""
+
+    split: str
+    type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its declaration and its compute function (a value in percent, a list, or None)."""
+
+    key: str
+    label: str
+    meaning: str
+    direction: str
+    reads: tuple[str, ...]
+    compute: Callable[[EvalOutputs], Any]
+    in_gap: bool = False
+    card: CardEntry | None = None
+    #: a column of the metrics tables (False for values that are not one number, e.g. per-class lists)
+    table: bool = True
+    #: a column of the compact tables (benchmarks, comparisons): the field's headline metrics
+    compact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"metric '{self.key}': direction must be one of {DIRECTIONS}, got '{self.direction}'")
+        unknown = set(self.reads) - set(READABLE)
+        if unknown:
+            raise ValueError(f"metric '{self.key}' reads {sorted(unknown)}; it may read {READABLE}")
+
+    def value(self, outputs: EvalOutputs) -> Any:
+        """The metric on ``outputs``, or None when they lack what it reads (e.g. no reference, not class-wise)."""
+        if not all(outputs.has(name) for name in self.reads):
+            return None
+        try:
+            return self.compute(outputs)
+        except MissingOutputs:
+            return None
+
+
+_METRICS: Registry[Metric] = Registry("metric", lambda m: m.key)
+
+
+def register(metric: Metric) -> Metric:
+    """Add a metric (after the built-in ones, in registration order); a key already taken is an error."""
+    return _METRICS.register(metric, replace=False)
+
+
+def unregister(key: str) -> None:
+    _METRICS.unregister(key)
+
+
+def all_metrics() -> list[Metric]:
+    return _METRICS.items()
+
+
+def get_metric(key: str) -> Metric:
+    return _METRICS.get(key)
+
+
+def table_metrics(compact: bool = False) -> list[Metric]:
+    """The metrics that are table columns (only the headline ones with ``compact``), in registry order."""
+    return [m for m in _METRICS.items() if m.table and (m.compact or not compact)]
+
+
+def gap_metrics() -> list[Metric]:
+    return [m for m in _METRICS.items() if m.in_gap]
+
+
+def card_metrics() -> list[Metric]:
+    return [m for m in _METRICS.items() if m.card is not None]
+
+
+def compute_all(outputs: EvalOutputs) -> dict[str, Any]:
+    """Every registered metric of one model, keyed as in the report (None where it does not apply)."""
+    return {m.key: m.value(outputs) for m in _METRICS.items()}
+
+
+def avg_gap(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> float:
+    """Mean |metric − reference| over the metrics that enter Avg.Gap (UA, RA, TA, MIA-efficacy): lower is closer."""
+    gaps = [abs(float(metrics[m.key]) - float(reference[m.key])) for m in gap_metrics()]
+    return float(np.mean(gaps)) if gaps else float("nan")
+
+
+def shown_columns(rows: Iterable[Mapping[str, Any] | None], compact: bool = False) -> list[Metric]:
+    """The table metrics that have a value in at least one row (forget-class test accuracy only when class-wise)."""
+    rows = [r for r in rows if r]
+    return [m for m in table_metrics(compact) if any(r.get(m.key) is not None for r in rows)]
+
+
+def fmt(value: Any) -> str:
+    """A table cell: two decimals, '–' for a missing or undefined value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2f}"
+
+
+__all__ = ["CardEntry", "DIRECTIONS", "Metric", "all_metrics", "avg_gap", "card_metrics", "compute_all", "fmt",
+           "gap_metrics", "get_metric", "register", "shown_columns", "table_metrics", "unregister"]

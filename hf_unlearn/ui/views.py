@@ -1,0 +1,78 @@
+"""What the app shows of a run: the metrics table, the method-settings table, the plots and the image grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def settings_rows(method: str) -> list[list[Any]]:
+    """The method's documented settings as editable table rows: name, value, meaning."""
+    from ..methods import get_method
+
+    return [[s["name"], str(s["default"]), s["help"]] for s in get_method(method).describe_settings()]
+
+
+def settings_from_rows(method: str, rows: Any) -> dict[str, str]:
+    """Only the settings the user changed (as strings; the method converts and checks them)."""
+    defaults = {r[0]: r[1] for r in settings_rows(method)}
+    if hasattr(rows, "values"):
+        rows = rows.values.tolist()
+    if isinstance(rows, dict):  # the API's form of a table
+        rows = rows.get("data")
+    out = {}
+    for row in rows or []:
+        if len(row) >= 2 and row[0] in defaults and str(row[1]).strip() != defaults[row[0]]:
+            out[str(row[0])] = str(row[1]).strip()
+    return out
+
+
+def metrics_table(report: Any) -> dict[str, Any]:
+    """The report's metrics table (a column per registered metric, then Avg.Gap), rounded for the page."""
+    headers, rows = report.table_rows()
+    return {"headers": headers,
+            "data": [[row[0], *(None if v is None else round(float(v), 2) for v in row[1:])] for row in rows]}
+
+
+def mia_histogram(result: Any, path: Path) -> Path:
+    """True-label confidence of forget vs retain vs test rows, before and after (the MIA feature)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    bins = np.linspace(0, 1, 26)
+    for ax, key in zip(axes, ("original", "unlearned"), strict=True):
+        ev = result.evaluations[key]
+        for split in ("forget", "retain", "test"):
+            ax.hist(ev.outputs[split].true_prob, bins=bins, alpha=0.5, density=True, label=split)
+        ax.set_title(f"{key}: true-label confidence")
+        ax.set_xlabel("softmax probability of the true label")
+    axes[0].set_ylabel("density")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def forget_gallery(result: Any, limit: int = 16) -> list[tuple[Any, str]]:
+    """Forget-set images with the prediction before → after."""
+    from PIL import Image
+
+    data = result.data
+    names = data.class_names
+    before = result.evaluations["original"].outputs["forget"].predictions
+    after = result.evaluations["unlearned"].outputs["forget"].predictions
+    items = []
+    for i in range(min(limit, len(data.forget))):
+        px = data.forget.pixels(i)
+        if px.dtype.is_floating_point:
+            px = (px - px.min()) / (px.max() - px.min() + 1e-8) * 255
+        arr = px.to("cpu").byte().permute(1, 2, 0).numpy()
+        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).resize((96, 96), Image.NEAREST)
+        truth = names[int(data.forget.labels[i])]
+        items.append((img, f"true {truth}: {names[int(before[i])]} → {names[int(after[i])]}"))
+    return items
