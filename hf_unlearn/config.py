@@ -33,7 +33,8 @@ class ModelSource:
 
     id: str = doc(help="model directory or Hub repo id", keyword="model", app="sources",
                   label="Model (Hub id or local folder)")
-    revision: str | None = doc(None, "model branch, tag or commit", app="details", label="model revision")
+    revision: str | None = doc(None, "model branch, tag or commit", app="details", label="model revision",
+                               widget={"placeholder": "latest"})
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,9 @@ class DataSource:
     id: str = doc(help="dataset folder, parquet file or Hub repo id", keyword="dataset", app="sources",
                   label="Dataset (Hub id or folder)")
     config: str | None = doc(None, "dataset configuration name", keyword="dataset_config", app="details",
-                             label="config")
+                             label="config", widget={"placeholder": "default"})
     revision: str | None = doc(None, "dataset branch, tag or commit", keyword="dataset_revision", app="details",
-                               label="dataset revision")
+                               label="dataset revision", widget={"placeholder": "latest"})
     train_split: str = doc("train", "split the model was trained on", app="details", label="train split")
     test_split: str | None = doc(None, "held-out split (default: test or validation)", app="details",
                                  label="test split")

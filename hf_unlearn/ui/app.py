@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import UnlearnError
 from .form import SHORTCUTS, controls, data_source, keywords_from_form, kind_controls
 from .jobs import Job, log_line
-from .views import forget_gallery, metrics_table, mia_histogram, settings_rows
+from .views import forget_gallery, metric_headers, metrics_table, mia_histogram, settings_rows
 
 RUN_CONCURRENCY = "unlearning-job"
 
@@ -85,7 +85,7 @@ def build_app() -> Any:
             cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
         status = gr.Markdown(elem_id="status")
         log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True)
-        table = gr.Dataframe(label="Metrics (%)", elem_id="metrics", interactive=False)
+        table = gr.Dataframe(headers=metric_headers(), label="Metrics (%)", elem_id="metrics", interactive=False)
         metrics_json = gr.JSON(label="Metrics (JSON)", visible=False)
         with gr.Row():
             per_class = gr.Image(label="Per-class test accuracy", type="filepath", elem_id="per-class")

@@ -52,7 +52,8 @@ def field_control(cls: type, f: dataclasses.Field) -> Any:
         return gr.Checkbox(value=default, label=label)
     if typ in (int, float):
         return gr.Number(value=default, precision=0 if typ is int else None, label=label)
-    return gr.Textbox(value=default or "", label=label, placeholder="detected" if default is None else "")
+    placeholder = widget.get("placeholder", "detected" if default is None else "")
+    return gr.Textbox(value=default or "", label=label, placeholder=placeholder)
 
 
 def controls(panel: str, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict[str, Any]:

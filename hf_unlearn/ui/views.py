@@ -27,6 +27,13 @@ def settings_from_rows(method: str, rows: Any) -> dict[str, str]:
     return out
 
 
+def metric_headers() -> list[str]:
+    """The empty table's headers before a run: every registered table metric (a run shows those it has)."""
+    from ..metrics import table_metrics
+
+    return ["model", *(m.label for m in table_metrics()), "Avg.Gap"]
+
+
 def metrics_table(report: Any) -> dict[str, Any]:
     """The report's metrics table (a column per registered metric, then Avg.Gap), rounded for the page."""
     headers, rows = report.table_rows()

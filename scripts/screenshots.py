@@ -1,0 +1,82 @@
+"""Screenshots of the app in headless Chromium (Debian's package, driven by Playwright): what a user sees.
+
+Starts the app on the offline demo, then saves, at 1400 px wide:
+``landing.png`` (the page as it opens), ``kind-random.png`` (the form after choosing random forgetting),
+``details-indices.png`` (listed rows, with the model and dataset details open) and ``run.png`` (a
+finished RBM run that forgets digit 3, with the Retrain reference). ``--readme`` also copies the finished
+run to ``docs/app.png``.
+
+    python scripts/screenshots.py --out test-artifacts/screens [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens")
+    ap.add_argument("--readme", action="store_true", help="also copy the finished run to docs/app.png")
+    args = ap.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit("Debian's chromium is not installed (apt-get install chromium)")
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from playwright.sync_api import expect, sync_playwright
+
+    from hf_unlearn.demo import ensure_demo_assets
+    from hf_unlearn.ui import build_app, queued
+
+    ensure_demo_assets()
+    app = queued(build_app())
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect(page.locator("#run")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(args.out / "landing.png"), full_page=True)
+
+            page.locator("#forget-kind").get_by_label("random").check()
+            expect(page.get_by_label("random: stratified by class")).to_be_visible()
+            page.screenshot(path=str(args.out / "kind-random.png"), full_page=True)
+            page.locator("#forget-kind").get_by_label("indices").check()
+            page.get_by_text("Model and dataset details").click()
+            expect(page.get_by_label("train split")).to_be_visible()
+            page.screenshot(path=str(args.out / "details-indices.png"), full_page=True)
+            page.get_by_text("Model and dataset details").click()
+            page.locator("#forget-kind").get_by_label("class").check()
+
+            page.locator("#run").click()
+            expect(page.locator("#metrics")).to_contain_text("retrain", timeout=300_000)
+            expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(args.out / "run.png"), full_page=True)
+            browser.close()
+    finally:
+        app.close()
+    if args.readme:
+        shutil.copy(args.out / "run.png", ROOT / "docs" / "app.png")
+    print(f"screenshots in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
