@@ -9,7 +9,8 @@ registered optimizers); the public way to drop it, ``free_memory()``, also
 runs a full garbage collection and empties the CUDA cache, a stall per run,
 so the engine clears the list itself. Both calls were written against
 accelerate 1.x (``TESTED_MAJOR``); on any other version the release falls
-back to ``free_memory()`` and a reset says what to pin, never failing silently.
+back to ``free_memory()`` and a reset warns (or, where the call is gone,
+says what to install), never failing silently.
 
 The DDP wrapper is torch's own: ``accelerator.prepare_model`` would also
 patch the model's ``forward`` with autocast for good and keep every run's
@@ -18,6 +19,7 @@ model in the accelerator, which a long-lived app would accumulate.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from .errors import UnlearnError
@@ -40,15 +42,21 @@ def private_api_supported() -> bool:
 
 
 def reset_state() -> None:
-    """Forget accelerate's process-wide state, so that the next ``Accelerator`` may use another mixed precision."""
+    """Forget accelerate's process-wide state, so that the next ``Accelerator`` may use another mixed precision.
+
+    On another major version than the tested one the call is still tried where it exists, with a warning;
+    where it is gone, the error says what to install.
+    """
+    import accelerate
     from accelerate.state import AcceleratorState
 
-    if not private_api_supported():
-        import accelerate
-
+    if not hasattr(AcceleratorState, "_reset_state"):
         raise UnlearnError(f"switching mixed precision within one process needs accelerate {TESTED_MAJOR}.x "
                            f"(found {accelerate.__version__}): install accelerate>={TESTED_MAJOR},<{TESTED_MAJOR + 1} "
                            "or use one precision per process")
+    if not private_api_supported():
+        warnings.warn(f"hf-unlearn resets accelerate's state with a call written for accelerate {TESTED_MAJOR}.x; "
+                      f"found {accelerate.__version__}", RuntimeWarning, stacklevel=2)
     AcceleratorState._reset_state(True)
 
 

@@ -16,14 +16,14 @@ from typing import Any
 
 from .cancel import honours_cancel, raise_if_cancelled
 from .config import DataSource, RunConfig, config_keywords
-from .data import UnlearnData, check_model_labels, forget_ids_digest, labelled_splits
+from .data import UnlearnData, check_model_labels, labelled_splits
 from .engine import Engine, ProgressFn
 from .fields import default_of
 from .hub import Resolved, default_cache_dir, load_dataset_dict, load_model, materialise_streams
 from .methods import get_method, run_method
 from .metrics.evaluation import Evaluation, evaluate, model_outputs
 from .metrics.registry import avg_gap
-from .report import UnlearnReport
+from .report import UnlearnReport, forget_record
 
 
 @dataclass
@@ -126,7 +126,7 @@ def run(config: RunConfig, *, model: Any = None, processor: Any = None, dataset:
     outputs["unlearned"] = model_outputs(engine, edited.model, data, options.seed)
 
     # reference
-    retrain_s, ref_report = None, _load_reference(config.reference)
+    retrain_s, ref_report = None, config.reference_report
     if config.retrain_settings is not None:
         retrained = run_method(engine, net, data, "retrain", config.retrain_settings, options.seed)
         retrain_s = retrained.seconds
@@ -138,6 +138,8 @@ def run(config: RunConfig, *, model: Any = None, processor: Any = None, dataset:
     # metrics
     reference = outputs.get("retrain")
     evaluations = {name: evaluate(out, reference) for name, out in outputs.items()}
+    for out in outputs.values():  # the metrics are computed: what stays with the result is what the app plots
+        out.release_logits()
     metrics: dict[str, Any] = {name: ev.metrics for name, ev in evaluations.items()}
     if ref_report is not None:
         metrics["retrain"] = ref_report.metrics.get("unlearned")
@@ -147,7 +149,7 @@ def run(config: RunConfig, *, model: Any = None, processor: Any = None, dataset:
     report = UnlearnReport(
         method=method.name,
         settings=asdict(config.settings),
-        forget=_forget_record(config, data),
+        forget=forget_record(config.forget, data.forget_rows, data.forget_class_ids, splits.class_names),
         sources={"model": model_res.to_dict(), "dataset": {**data_res.to_dict(), "config": config.data.config}},
         data=data_info,
         class_names=splits.class_names,
@@ -193,27 +195,6 @@ def _model(config: RunConfig, class_names: list[str], model: Any, processor: Any
         raise UnlearnError("pass the model's image processor with processor=... when giving a loaded model")
     name = getattr(getattr(model, "config", None), "name_or_path", "") or IN_MEMORY
     return model, processor, Resolved(name, None, None, True)
-
-
-def _forget_record(config: RunConfig, data: UnlearnData) -> dict[str, Any]:
-    """What the report keeps of the request: the kind's record, its description and sizes, never the rows."""
-    spec, class_names = config.forget, data.class_names
-    return {**spec.to_dict(), "description": spec.describe(), "n_forget": int(len(data.forget_rows)),
-            "forget_ids_sha256": forget_ids_digest(data.forget_rows), "class_ids": data.forget_class_ids,
-            "class_names": [class_names[i] for i in data.forget_class_ids]}
-
-
-def _load_reference(reference: Any) -> UnlearnReport | None:
-    from .errors import UnlearnError
-
-    if reference is None or reference == "retrain":
-        return None
-    if isinstance(reference, UnlearnReport):
-        return reference
-    rep = UnlearnReport.load(reference)
-    if rep.method != "retrain":
-        raise UnlearnError(f"reference report '{reference}' is from method '{rep.method}', not a retrain")
-    return rep
 
 
 def _name_labels(model: Any, class_names: list[str]) -> None:

@@ -1,10 +1,10 @@
 """The running job's cancel event, visible to code far below the call that received it.
 
-The app cancels a run by setting a ``threading.Event``. The training loops
-see it through the engine, but loading and decoding happen before an engine
-exists and deep inside helpers whose signatures should not grow a cancel
-argument each. A context variable carries the event to them: it is per
-thread (the app runs each job in its own), and unset outside a run.
+The app cancels a run by setting a ``threading.Event``. Loading, decoding,
+the engine's training and evaluation loops and the mask saliency all check
+it, deep inside helpers whose signatures should not grow a cancel argument
+each: a context variable carries the event to them. It is per thread (the
+app runs each job in its own), and unset outside a run. This is the only path.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def honours_cancel(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with cancellable(kwargs.get("cancel")):
+        if kwargs.get("cancel") is None:  # no event of its own: an enclosing run's (if any) still applies
+            return fn(*args, **kwargs)
+        with cancellable(kwargs["cancel"]):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .metrics.registry import card_metrics, gap_metrics, table_metrics
+from .metrics.registry import card_metrics, gap_metrics, shown_columns
 from .report import UnlearnReport
 
 #: model-index entries are grouped by split, in this order (the Hub would otherwise merge the splits' results)
 SPLIT_ORDER = ("forget", "retain", "test")
+#: how the glossary says which way a metric is better (``Metric.direction``)
+DIRECTION_PHRASES = {"higher": "higher is better", "lower": "lower is better",
+                     "retrain": "the closer to retrain's value, the better"}
 
 
 def _is_hub_id(source: dict[str, Any]) -> bool:
@@ -60,9 +63,11 @@ def build_model_card(report: UnlearnReport, repo_id: str | None = None) -> Any:
 
 
 def _sections(report: UnlearnReport) -> dict[str, str]:
+    from .forget import available_kinds, get_kind
+
     f = report.forget
-    if f.get("kind") == "class":
-        forget = f"class-wise: the classes **{', '.join(map(str, f.get('class_names') or f.get('classes')))}**"
+    if f.get("class_names"):
+        forget = f"class-wise: the classes **{', '.join(map(str, f['class_names']))}**"
     else:
         forget = (f"{f.get('kind')}: {f.get('n_forget')} training rows ({f.get('description')}); "
                   f"SHA-256 of the sorted forget row ids: `{f.get('forget_ids_sha256')}`")
@@ -70,10 +75,15 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
     dsrc = report.sources.get("dataset", {})
     settings = {k: v for k, v in report.settings.items() if k not in ("retrain_reference", "mask")}
     gap, gap_over = "", ", ".join(m.label for m in gap_metrics())
+    intro = "Metrics in percent, over whole splits."
+    if report.metrics.get("retrain"):
+        intro += (' "retrain" is the model trained again without the forgotten data (the gold standard); '
+                  f"Avg.Gap is the mean distance to it over {gap_over} (lower is closer).")
     if report.avg_gap:
         gap = (f"Avg.Gap to the retrained reference (mean |Δ| over {gap_over}): "
                f"**{report.avg_gap.get('unlearned', float('nan')):.2f}** (original model: "
                f"{report.avg_gap.get('original', float('nan')):.2f}).")
+    rule = get_kind(f["kind"]).test_rule if f.get("kind") in available_kinds() else None
     rte = f"{report.rte_s:.1f} s"
     if report.rte_fraction:
         rte += f" ({report.rte_fraction:.1%} of retraining, {report.retrain_s:.1f} s)"
@@ -85,12 +95,13 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
                     f"`{report.data.get('train_split')}` / `{report.data.get('test_split')}`"),
         "forget": forget,
         "sizes": (f"{report.data.get('n_forget')} forget / {report.data.get('n_retain')} retain / "
-                  f"{report.data.get('n_test')} test rows"),
+                  f"{report.data.get('n_test')} test rows" + (f" (TA is measured on {rule})" if rule else "")),
         "settings": json.dumps(settings, indent=2, default=str),
         "seed": str(report.seed),
         "table": report.markdown(),
-        "gap_over": gap_over,
-        "glossary": "\n".join(f"- **{m.label}**: {m.meaning}." for m in table_metrics()),
+        "intro": intro,
+        "glossary": "\n".join(f"- **{m.label}**: {m.meaning} ({DIRECTION_PHRASES[m.direction]})."
+                              for m in shown_columns(report.metrics.values())),
         "gap": gap,
         "rte": rte,
         "versions": ", ".join(f"{k} {v}" for k, v in report.versions.items()),
@@ -114,8 +125,7 @@ it was edited to forget part of its training data.
 
 ## Results
 
-Metrics in percent, over whole splits; "retrain" is the model trained again without the forgotten data (the
-gold standard), and Avg.Gap is the mean distance to it over {{ gap_over }} (lower is closer).
+{{ intro }}
 
 {{ glossary }}
 

@@ -43,82 +43,89 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def add_field_flags(parser: Any, cls: type, only: tuple[str, ...] | None = None) -> None:
-    """One flag per documented field of ``cls`` (or of ``only`` its fields): the keyword as the destination,
-    the type, default and choices from the declaration."""
-    hints = F.field_types(cls)
-    for f in dataclasses.fields(cls):
-        if (only is not None and f.name not in only) or not F.meta(f, "help"):
+def add_input_flags(parser: Any, inputs: tuple[F.Input, ...], dest: Any = None) -> None:
+    """A flag for each input that has one; every flag defaults to None ("not given": the field's default)."""
+    for inp in inputs:
+        if inp.flag is None:
             continue
-        typ, default = F.base_type(hints[f.name]), F.default_of(f)
-        kwargs: dict[str, Any] = {"dest": F.keyword_of(f), "help": F.meta(f, "help")}
-        if default is dataclasses.MISSING:
+        kwargs: dict[str, Any] = {"dest": dest(inp) if dest else inp.name, "default": None, "help": inp.help}
+        if inp.default is not None and inp.default is not False and inp.default not in ("", ()):
+            kwargs["help"] += f" (default {inp.default})"
+        if inp.is_switch:
+            kwargs["action"] = argparse.BooleanOptionalAction if inp.default is True else "store_true"
+        elif inp.repeat:
+            kwargs["action"] = "append"
+        if inp.metavar:
+            kwargs["metavar"] = inp.metavar
+        if inp.required:
             kwargs["required"] = True
-        elif typ is bool:
-            kwargs.update(action="store_true" if not default else argparse.BooleanOptionalAction, default=default)
-        else:
-            kwargs["default"] = default
-            if default is not None:
-                kwargs["help"] += f" (default {default})"
-        if typ in (int, float) and "action" not in kwargs:
-            kwargs["type"] = typ
-        if F.meta(f, "choices"):
-            kwargs["choices"] = list(F.meta(f, "choices"))
-        parser.add_argument(F.flag_of(f), **kwargs)
+        parser.add_argument(inp.flag, **kwargs)
 
 
-def add_forget_flags(parser: Any) -> None:
-    """Every registered kind's CLI inputs (a request gives one kind's), then the fields every request has."""
-    from .forget import ForgetSpec, all_kinds, common_fields, form_name
+def section_inputs() -> dict[str, tuple[F.Input, ...]]:
+    """The inputs of the configuration's parts: the model, the dataset and the execution options."""
+    from .config import SECTIONS
 
-    for kind in all_kinds():
-        for inp in kind.all_inputs():
-            if inp.flag is None:
-                continue
-            kwargs: dict[str, Any] = {"dest": form_name(inp.name), "help": inp.help, "default": None}
-            if inp.is_switch:
-                kwargs["action"] = "store_true"
-            elif inp.repeat:
-                kwargs["action"] = "append"
-            if inp.metavar:
-                kwargs["metavar"] = inp.metavar
-            parser.add_argument(inp.flag, **kwargs)
-    add_field_flags(parser, ForgetSpec, tuple(f.name for f in common_fields()))
+    return {name: F.field_inputs(cls) for name, cls in SECTIONS.items()}
+
+
+def config_inputs() -> tuple[F.Input, ...]:
+    """The run configuration's own flags: the sources, the execution options, the method and the reference."""
+    from .config import RunConfig
+
+    return (*(i for inputs in section_inputs().values() for i in inputs),
+            *F.field_inputs(RunConfig, only=("method", "reference")))
+
+
+def kind_inputs() -> tuple[F.Input, ...]:
+    from .forget import all_kinds
+
+    return tuple(inp for kind in all_kinds() for inp in kind.all_inputs())
 
 
 #: method settings with a flag of their own (the rest go through --set KEY=VALUE)
 SETTING_SHORTCUTS = ("epochs", "lr", "batch_size")
 
 
-def add_method_flags(parser: Any) -> None:
-    """--method, the settings (shortcuts and --set), the reference and the Retrain recipe (--retrain-set)."""
-    from .config import RunConfig
+def shortcut_inputs() -> tuple[F.Input, ...]:
+    """--epochs, --lr, --batch-size: the method settings every method has, as flags of their own."""
     from .engine import TrainSettings
 
-    add_field_flags(parser, RunConfig, ("method",))
-    hints = F.field_types(TrainSettings)
-    for f in dataclasses.fields(TrainSettings):
-        if f.name in SETTING_SHORTCUTS:
-            parser.add_argument("--" + f.name.replace("_", "-"), dest=f"setting_{f.name}", type=hints[f.name],
-                                help=f"method {F.meta(f, 'help')} (shortcut for --set {f.name}=N)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any method setting (repeatable)")
-    add_field_flags(parser, RunConfig, ("reference",))
+    inputs = F.field_inputs(TrainSettings, only=SETTING_SHORTCUTS, key=lambda f: f"setting_{f.name}",
+                            value_key=lambda f: f.name, flag=lambda f: "--" + f.name.replace("_", "-"))
+    # each method has its own defaults (hf-unlearn methods -v), so the flag names none
+    return tuple(dataclasses.replace(i, default=None, metavar="N", help=f"method setting: {i.help} "
+                                     f"(shortcut for --set {i.name.removeprefix('setting_')}=N)") for i in inputs)
+
+
+def add_run_flags(r: Any) -> None:
+    """The run command's flags, generated from the run configuration's and the forget kinds' declarations."""
+    from .config import RunConfig
+    from .forget import common_inputs, form_name
+
+    sections, top = section_inputs(), {i.name: i for i in F.field_inputs(RunConfig, only=("method", "reference"))}
+    add_input_flags(r.add_argument_group("model and dataset"), sections["model"] + sections["data"])
+    forget = r.add_argument_group("what to forget (choose one kind)")
+    add_input_flags(forget, kind_inputs(), dest=lambda inp: form_name(inp.name))
+    add_input_flags(forget, common_inputs())
+    method = r.add_argument_group("method and reference")
+    add_input_flags(method, (top["method"], *shortcut_inputs()))
+    method.add_argument("--set", action="append", metavar="KEY=VALUE", help="any method setting (repeatable)")
+    add_input_flags(method, (top["reference"],))
     recipe = next(f for f in dataclasses.fields(RunConfig) if f.name == "retrain_settings")
-    parser.add_argument(F.flag_of(recipe), dest="retrain_set", action="append", metavar="KEY=VALUE",
+    method.add_argument(F.flag_of(recipe), dest="retrain_set", action="append", metavar="KEY=VALUE",
                         help=F.meta(recipe, "help"))
+    add_input_flags(r.add_argument_group("execution"), sections["options"])
 
 
 def keywords_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The flat configuration keywords (``unlearn(...)``'s) the run command's flags describe."""
-    from .config import config_keywords
     from .forget import spec_from_form
 
     values = vars(args)
-    keywords = {kw: values[kw] for kw in config_keywords()}
     settings: dict[str, Any] = _key_values(args.set, "--set")
-    settings.update({name: values[f"setting_{name}"] for name in SETTING_SHORTCUTS
-                     if values.get(f"setting_{name}") is not None})
-    return {**keywords, "forget": spec_from_form(values), "method": args.method, "reference": args.reference,
+    settings.update(F.parse_inputs(shortcut_inputs(), values))
+    return {**F.parse_inputs(config_inputs(), values), "forget": spec_from_form(values),
             "retrain_settings": _key_values(args.retrain_set, "--retrain-set") or None, **settings}
 
 
@@ -207,20 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="unlearn with one method and save the checkpoint and report")
-    from .config import SECTIONS
-
-    sources = r.add_argument_group("model and dataset")
-    add_field_flags(sources, SECTIONS["model"])
-    add_field_flags(sources, SECTIONS["data"])
-    add_forget_flags(r.add_argument_group("what to forget (choose one kind)"))
-    add_method_flags(r.add_argument_group("method and reference"))
-    add_field_flags(r.add_argument_group("execution"), SECTIONS["options"])
-    r.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
-    r.add_argument("--output", required=True, help="directory for the checkpoint and report")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    r.add_argument("--quiet", action="store_true", help="no progress lines")
-    r.add_argument("--push-to", metavar="REPO", help="after saving, push the checkpoint to this Hub repo")
-    _push_flags(r)
+    add_run_flags(r)
+    out = r.add_argument_group("output and the Hub")
+    out.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    out.add_argument("--output", required=True, help="directory for the checkpoint and report")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    out.add_argument("--quiet", action="store_true", help="no progress lines")
+    out.add_argument("--push-to", metavar="REPO", help="after saving, push the checkpoint to this Hub repo")
+    _push_flags(out)
     r.set_defaults(func=cmd_run)
 
     pu = sub.add_parser("push", help="push a saved output folder to the Hub (one atomic commit, with a model card)")

@@ -32,7 +32,7 @@ class ModelSource:
     """A model: a local directory or a Hub repo id, at an optional revision."""
 
     id: str = doc(help="model directory or Hub repo id", keyword="model", app="sources",
-                  label="Model (Hub id or local folder)")
+                  label="Model (Hub id or local folder)", widget={"type": "preset"})
     revision: str | None = doc(None, "model branch, tag or commit", app="details", label="model revision",
                                widget={"placeholder": "latest"})
 
@@ -47,7 +47,7 @@ class DataSource:
     """
 
     id: str = doc(help="dataset folder, parquet file or Hub repo id", keyword="dataset", app="sources",
-                  label="Dataset (Hub id or folder)")
+                  label="Dataset (Hub id or folder)", widget={"type": "preset"})
     config: str | None = doc(None, "dataset configuration name", keyword="dataset_config", app="details",
                              label="config", widget={"placeholder": "default"})
     revision: str | None = doc(None, "dataset branch, tag or commit", keyword="dataset_revision", app="details",
@@ -89,29 +89,50 @@ SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "options"
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One unlearning run: sources, request, method and settings, reference, execution options."""
+    """One unlearning run: sources, request, method and settings, reference, execution options.
+
+    Built directly or by :meth:`from_keywords`, it is checked on creation: the method exists, its settings
+    (a mapping of overrides or the settings dataclass) become the method's checked settings, a Retrain
+    reference gets its checked recipe, and a reference report is read and must come from Retrain.
+    """
 
     model: ModelSource
     data: DataSource
     forget: ForgetSpec
-    method: str = doc("ft", "unlearning method (see `hf-unlearn methods`)", app="run", label="Method")
-    #: the method's settings dataclass, checked (``get_method(method).settings(...)``)
+    method: str = doc("ft", "unlearning method (see `hf-unlearn methods`)", app="run", label="Method",
+                      widget={"type": "method"})
+    #: the method's settings: overrides of its defaults, held as its checked settings dataclass
     settings: Any = None
     options: RunOptions = field(default_factory=RunOptions)
     reference: Any = doc(None, "'retrain' to retrain on D_r for Avg.Gap, or a Retrain report.json")
-    #: the Retrain recipe (checked settings of the ``retrain`` method) when ``reference == "retrain"``
+    #: the Retrain recipe (overrides, held as the ``retrain`` method's checked settings) when reference="retrain"
     retrain_settings: Any = doc(None, "the Retrain recipe, KEY=VALUE settings of the retrain method",
                                 flag="--retrain-set")
+    #: the reference report, read once when ``reference`` names one
+    reference_report: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from .methods import get_method
+
+        for name, kind in (("model", ModelSource), ("data", DataSource), ("forget", ForgetSpec),
+                           ("options", RunOptions)):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                raise UnlearnError(f"RunConfig.{name} must be a {kind.__name__}, got {type(value).__name__}")
+        method = get_method(self.method)
+        object.__setattr__(self, "method", method.name)
+        object.__setattr__(self, "settings", _checked(method, self.settings))
+        recipe = _checked(get_method("retrain"), self.retrain_settings) if self.reference == "retrain" else None
+        object.__setattr__(self, "retrain_settings", recipe)
+        object.__setattr__(self, "reference_report", load_reference(self.reference))
 
     @classmethod
     def from_keywords(cls, **keywords: Any) -> RunConfig:
-        """A checked configuration from the flat keywords of ``unlearn(...)``; unknown names are method settings.
+        """The configuration the flat keywords of ``unlearn(...)`` describe; unknown names are method settings.
 
         ``model``, ``dataset`` and ``forget`` are required; ``forget`` takes anything
-        :func:`as_forget_spec` takes. Every check of the configuration runs here, once.
+        :func:`as_forget_spec` takes.
         """
-        from .methods import get_method
-
         table = config_keywords()
         parts: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         top: dict[str, Any] = {}
@@ -131,13 +152,38 @@ class RunConfig:
             raise UnlearnError("say what to forget (forget=...): a class, a list of classes, a dict or a ForgetSpec")
         built = {section: F.build(SECTIONS[section], values, f"the {section} configuration")
                  for section, values in parts.items()}
-        method = get_method(top.get("method") or "ft")
-        reference = top.get("reference")
-        retrain = get_method("retrain").settings(top.get("retrain_settings")) if reference == "retrain" else None
-        _check_reference(reference)
         return cls(model=built["model"], data=built["data"], forget=as_forget_spec(top["forget"]),
-                   method=method.name, settings=method.settings(settings), options=built["options"],
-                   reference=reference, retrain_settings=retrain)
+                   method=top.get("method") or "ft", settings=settings, options=built["options"],
+                   reference=top.get("reference"), retrain_settings=top.get("retrain_settings"))
+
+
+def _checked(method: Any, settings: Any) -> Any:
+    """``method``'s checked settings from overrides (a mapping or None), or its own settings dataclass as it is."""
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        if not isinstance(settings, method.settings_cls):
+            raise UnlearnError(f"the settings given are {type(settings).__name__}, not method '{method.name}''s")
+        settings.check()
+        return settings
+    return method.settings(settings)
+
+
+def load_reference(reference: Any) -> Any:
+    """The Retrain report a ``reference`` names (None for none or "retrain"); anything else is a one-line error."""
+    from pathlib import Path
+
+    from .report import UnlearnReport
+
+    if reference is None or reference == "retrain":
+        return None
+    if isinstance(reference, UnlearnReport):
+        report = reference
+    elif isinstance(reference, (str, Path)):
+        report = UnlearnReport.load(reference)
+    else:
+        raise UnlearnError("reference must be 'retrain', a report.json path or an UnlearnReport")
+    if report.method != "retrain":
+        raise UnlearnError(f"reference report '{reference}' is from method '{report.method}', not a retrain")
+    return report
 
 
 #: ``RunConfig`` fields that are keywords themselves (the sections' fields are spread out)
@@ -170,15 +216,5 @@ def as_forget_spec(forget: Any) -> ForgetSpec:
     raise UnlearnError("forget must be a class name or id, a list of classes, a dict or a ForgetSpec")
 
 
-def _check_reference(reference: Any) -> None:
-    from pathlib import Path
-
-    from .report import UnlearnReport
-
-    if reference is None or reference == "retrain" or isinstance(reference, (str, Path, UnlearnReport)):
-        return
-    raise UnlearnError("reference must be 'retrain', a report.json path or an UnlearnReport")
-
-
 __all__ = ["DataSource", "ForgetSpec", "ModelSource", "RunConfig", "RunOptions", "as_forget_spec",
-           "config_keywords", "top_level_fields"]
+           "config_keywords", "load_reference", "top_level_fields"]

@@ -379,8 +379,9 @@ class UnlearnData:
 
     ``retain_train`` is what methods train on (a subsample when
     ``retain_fraction`` < 1); ``retain`` is the whole ``D_r`` for RA and MIA.
-    ``test`` follows the reference's rule (remaining classes for class-wise
-    forgetting); ``test_forget`` holds the forgotten classes' test rows.
+    ``test`` follows the forget kind's test rule (remaining classes for class-wise
+    forgetting); ``test_forget`` holds the test rows it reports apart (the forgotten
+    classes'); ``test_rows`` / ``test_forget_rows`` are their positions in ``test_all``.
     """
 
     forget: Split
@@ -390,6 +391,7 @@ class UnlearnData:
     test_all: Split
     test_forget: Split | None
     test_rows: np.ndarray
+    test_forget_rows: np.ndarray | None
     class_names: list[str]
     forget_rows: np.ndarray
     forget_class_ids: list[int]
@@ -421,12 +423,6 @@ class UnlearnData:
         if self.forget.mapped:
             return Split(self.forget.images, labels, torch.cat([self.forget.rows, self.retain.rows]))
         return Split(torch.cat([self.forget.images, self.retain.images]), labels)
-
-
-def forget_ids_digest(rows: np.ndarray) -> str:
-    """SHA-256 of the sorted forget row ids: identifies the request without revealing the data."""
-    text = ",".join(str(int(r)) for r in np.sort(rows))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -521,8 +517,8 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
 
     rule = spec.the_kind.test_split(spec.fields, test_labels, class_names)
     test_rows, forget_class_ids = rule.rows, list(rule.forget_class_ids)
-    in_forget = np.isin(test_labels, forget_class_ids)
-    test_forget = test_all.subset(np.flatnonzero(in_forget)) if in_forget.any() else None
+    test_forget_rows = np.asarray(rule.forget_rows, dtype=np.int64) if len(rule.forget_rows) else None
+    test_forget = None if test_forget_rows is None else test_all.subset(test_forget_rows)
     test = test_all.subset(test_rows)
     retain = train.subset(retain_rows)
     data = UnlearnData(
@@ -533,6 +529,7 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         test_all=test_all,
         test_forget=test_forget,
         test_rows=test_rows,
+        test_forget_rows=test_forget_rows,
         class_names=class_names,
         forget_rows=forget_rows,
         forget_class_ids=forget_class_ids,

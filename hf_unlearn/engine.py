@@ -179,7 +179,7 @@ class Engine:
     _precision: str | None = None
 
     def __init__(self, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
-                 progress: ProgressFn | None = None, channels_last: bool | None = None) -> None:
+                 progress: ProgressFn | None = None, *, channels_last: bool | None = None) -> None:
         from accelerate import Accelerator
 
         key = f"{mixed_precision}/{cpu}"

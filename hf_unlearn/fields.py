@@ -14,7 +14,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field
+from dataclasses import MISSING, Field, dataclass, field
 from typing import Any
 
 from .errors import UnlearnError
@@ -87,7 +87,9 @@ def coerce(value: Any, typ: Any, what: str) -> Any:
     if not isinstance(value, str):
         if typ is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
-        if typ is int and isinstance(value, float) and value.is_integer():
+        if typ is int and isinstance(value, float):
+            if not value.is_integer():
+                raise UnlearnError(f"{what} must be an int, got {value}")
             return int(value)  # an app's number box hands back 2.0 for 2
         return value
     try:
@@ -143,5 +145,89 @@ def check_choice(value: Any, f: Field, what: str) -> None:
         raise UnlearnError(f"{what} must be one of {', '.join(map(str, choices))}; got '{value}'")
 
 
-__all__ = ["build", "check_choice", "coerce", "default_of", "describe", "doc", "field_types", "flag_of",
+#: app controls an input may ask for (the app maps each to a Gradio component)
+WIDGETS = ("text", "number", "checkbox", "slider", "choice", "classes", "file", "preset", "method")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One thing a user types or picks: a CLI flag and/or an app control, filling one or more fields.
+
+    ``parse`` turns the raw value (a CLI string, an app value) into the field values it gives, ``{}`` when
+    the input was left empty. ``flag=None``: app only; ``widget=None``: CLI only. The CLI and the app
+    both build from these, so a field's flag and its control cannot disagree.
+    """
+
+    name: str
+    help: str
+    parse: Callable[[Any], dict[str, Any]]
+    flag: str | None = None
+    widget: str | None = "text"
+    label: str = ""
+    widget_args: dict[str, Any] = field(default_factory=dict)
+    repeat: bool = False
+    metavar: str | None = None
+    #: the field's default: what the CLI's help names, a switch's direction, the app control's first value
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if self.widget is not None and self.widget not in WIDGETS:
+            raise ValueError(f"input '{self.name}': widget must be one of {WIDGETS}, got '{self.widget}'")
+
+    @property
+    def is_switch(self) -> bool:
+        """A CLI flag without a value (``--stratified``, ``--no-cuda-graphs``)."""
+        return self.widget == "checkbox"
+
+
+def field_inputs(cls: type, *, only: tuple[str, ...] | None = None, key: Callable[[Field], str] = keyword_of,
+                 value_key: Callable[[Field], str] | None = None, flag: Callable[[Field], str] = flag_of,
+                 label: Callable[[Field], str] | None = None, what: str = "") -> tuple[Input, ...]:
+    """One input per documented field of ``cls`` (or of ``only`` those): flag, control, default and parser from
+    the field's declaration. ``key`` names both the input and the value its parser gives (the flat keyword
+    for the run configuration, the field's own name for a forget kind) unless ``value_key`` names the value
+    apart; ``what`` prefixes the field's name in error messages ("every-kth: every must be an int")."""
+    hints = field_types(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if (only is not None and f.name not in only) or not meta(f, "help"):
+            continue
+        typ, default, choices = base_type(hints[f.name]), default_of(f), meta(f, "choices")
+        args = dict(meta(f, "widget") or {})
+        widget = args.pop("type", "choice" if choices else "checkbox" if typ is bool
+                          else "number" if typ in (int, float) else "text")
+        if widget == "number" and typ is int:
+            args.setdefault("precision", 0)
+        named = f"{what}{f.name}" if what else key(f)
+        out.append(Input(
+            name=key(f), help=meta(f, "help"), parse=_value_parser(f, typ, (value_key or key)(f), named), flag=flag(f),
+            widget=widget, label=label(f) if label else (meta(f, "label") or key(f)), widget_args=args,
+            metavar="{" + ",".join(map(str, choices)) + "}" if choices else None,
+            default=None if default is MISSING else default, choices=choices, required=default is MISSING))
+    return tuple(out)
+
+
+def parse_inputs(inputs: tuple[Input, ...], values: dict[str, Any], name: Callable[[Input], str] | None = None
+                 ) -> dict[str, Any]:
+    """The field values a filled-in form or a command line means: each input's ``parse`` of its raw value
+    (``values`` keyed by ``name(input)``, default the input's name; inputs left empty give nothing)."""
+    out: dict[str, Any] = {}
+    for inp in inputs:
+        out.update(inp.parse(values.get(name(inp) if name else inp.name)))
+    return out
+
+
+def _value_parser(f: Field, typ: Any, out_key: str, what: str) -> Callable[[Any], dict[str, Any]]:
+    def parse(raw: Any) -> dict[str, Any]:
+        if raw is None or raw == "":
+            return {}
+        return {out_key: _parsed(f, raw, typ, what)}
+
+    return parse
+
+
+__all__ = ["Input", "WIDGETS", "build", "check_choice", "coerce", "default_of", "describe", "doc", "field_inputs",
+           "field_types", "flag_of", "parse_inputs",
            "keyword_of", "meta", "type_name"]

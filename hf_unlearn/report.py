@@ -7,6 +7,7 @@ nothing that reveals the forget data (only its size and a digest of its ids).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import platform
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import UnlearnError
 
@@ -151,18 +154,33 @@ class UnlearnReport:
         return path
 
 
-#: what a forget record holds besides its kind's fields
-FORGET_RECORD_KEYS = ("kind", "seed", "retain_fraction", "description", "n_forget", "forget_ids_sha256", "class_ids",
-                      "class_names")
+#: what a report's forget record holds besides the request itself (``ForgetSpec.to_dict()``)
+FORGET_DERIVED = ("description", "n_forget", "forget_ids_sha256", "class_ids", "class_names")
+
+
+def forget_ids_digest(rows: np.ndarray) -> str:
+    """SHA-256 of the sorted forget row ids: identifies the request without revealing the data."""
+    text = ",".join(str(int(r)) for r in np.sort(rows))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+
+def forget_record(spec: Any, forget_rows: Any, class_ids: list[int], class_names: list[str]) -> dict[str, Any]:
+    """The report's record of a request: the kind's record of its fields, a description, the forget set's size
+    and a digest of its rows (never the rows), and the forgotten classes."""
+    values = (spec.describe(), int(len(forget_rows)), forget_ids_digest(forget_rows), list(class_ids),
+              [class_names[i] for i in class_ids])
+    return {**spec.to_dict(), **dict(zip(FORGET_DERIVED, values, strict=True))}
 
 
 def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
     """A schema-1 report as schema 2: its forget record keeps only its own kind's fields."""
     from .forget import available_kinds, get_kind
+    from .forget.spec import COMMON
 
     forget = dict(d.get("forget") or {})
     if forget.get("kind") in available_kinds():
-        own = set(get_kind(forget["kind"]).field_names()) | set(FORGET_RECORD_KEYS)
+        own = set(get_kind(forget["kind"]).field_names()) | {"kind", *COMMON, *FORGET_DERIVED}
         forget = {k: v for k, v in forget.items() if k in own}
     return {**d, "forget": forget, "schema_version": SCHEMA_VERSION}
 

@@ -107,7 +107,7 @@ def compact_cells(runs: list[dict[str, Any]]) -> list[str]:
     """mean ± std of each headline metric over runs (each run's ``metrics`` is a report's metrics of one model)."""
     from hf_unlearn.metrics import table_metrics
 
-    return [mean_std([r["metrics"][m.key] for r in runs]) for m in table_metrics(compact=True)]
+    return [mean_std([r["metrics"].get(m.key) for r in runs]) for m in table_metrics(compact=True)]
 
 
 def mean_std(values: list[float]) -> str:

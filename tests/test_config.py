@@ -122,7 +122,7 @@ def test_run_method_leaves_the_original_untouched_and_times_the_method(demo_asse
     assert done.seconds > 0 and done.model is not model
 
 
-def test_the_accelerate_shim_uses_its_private_calls_only_on_the_version_it_was_written_for(monkeypatch):
+def test_the_accelerate_shim_keeps_its_private_calls_to_the_version_it_was_written_for(monkeypatch):
     from accelerate import Accelerator
 
     from hf_unlearn import accelerate_compat as shim
@@ -142,7 +142,12 @@ def test_the_accelerate_shim_uses_its_private_calls_only_on_the_version_it_was_w
     monkeypatch.setattr(Accelerator, "free_memory", lambda self, *objects: freed.append(self))
     shim.release_optimizers(engine.accelerator)  # another major version: the public, slower release
     assert freed == [engine.accelerator]
-    with pytest.raises(UnlearnError, match="needs accelerate 1.x"):
+    with pytest.warns(RuntimeWarning, match="written for accelerate 1.x"):  # tried, and said so
+        shim.reset_state()
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.delattr(AcceleratorState, "_reset_state")
+    with pytest.raises(UnlearnError, match="needs accelerate 1.x"):  # gone: what to install, in one line
         shim.reset_state()
 
 
@@ -150,3 +155,107 @@ def torch_optimizer():
     import torch
 
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+
+
+def test_a_configuration_built_directly_is_checked_too(tmp_path):
+    from hf_unlearn import DataSource, ModelSource
+
+    src, data, spec = ModelSource("m"), DataSource("d"), ForgetSpec(classes=("3",))
+    built = RunConfig(src, data, spec, method="rbm", settings={"epochs": 2}, reference="retrain")
+    assert built.settings == get_method("rbm").settings({"epochs": 2})
+    assert built.retrain_settings == get_method("retrain").settings({})  # a Retrain reference always has a recipe
+    with pytest.raises(UnlearnError, match="unknown method 'nope'"):
+        RunConfig(src, data, spec, method="nope")
+    with pytest.raises(UnlearnError, match="RunConfig.forget must be a ForgetSpec"):
+        RunConfig(src, data, "3")
+
+
+def test_a_bad_reference_report_is_refused_before_anything_runs(tmp_path, demo_assets):
+    missing = tmp_path / "nothing" / "report.json"
+    with pytest.raises(UnlearnError, match="no report at"):
+        RunConfig.from_keywords(model="m", dataset="d", forget="3", reference=str(missing))
+    not_retrain = tmp_path / "ft"
+    unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", "ft", epochs=1).save(not_retrain)
+    with pytest.raises(UnlearnError, match="is from method 'ft', not a retrain"):
+        RunConfig.from_keywords(model="m", dataset="d", forget="3", reference=str(not_retrain))
+
+
+def test_avg_gap_is_undefined_when_a_gap_metric_is_missing():
+    import math
+
+    from hf_unlearn.metrics import avg_gap
+
+    full = {"ua": 1.0, "ra": 2.0, "ta": 3.0, "mia_efficacy": 4.0}
+    assert avg_gap(full, full) == 0.0
+    assert math.isnan(avg_gap(full, {**full, "mia_efficacy": None}))
+    assert math.isnan(avg_gap({k: v for k, v in full.items() if k != "ta"}, full))
+
+
+def test_a_run_without_its_own_cancel_event_keeps_the_enclosing_one():
+    import threading
+
+    from hf_unlearn import Cancelled
+    from hf_unlearn.cancel import cancellable, honours_cancel, raise_if_cancelled
+
+    @honours_cancel
+    def step(cancel=None):
+        raise_if_cancelled()
+
+    event = threading.Event()
+    event.set()
+    with cancellable(event), pytest.raises(Cancelled):
+        step()  # no cancel= of its own: the enclosing run's event still stops it
+
+
+def test_a_forget_kind_must_bring_its_own_names():
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from hf_unlearn.fields import doc
+    from hf_unlearn.forget import ForgetKind, register_kind
+
+    @dataclass(frozen=True)
+    class Clashing:
+        classes: tuple = doc((), "classes again")
+
+    @dataclass(frozen=True)
+    class Seeded:
+        seed: int = doc(0, "ForgetSpec's own")
+
+    for fields_cls, fragment in ((Clashing, "['classes']"), (Seeded, "['seed']")):
+        kind = ForgetKind(name="clash", title="a clash", fields=fields_cls, describe=lambda f, s: "x",
+                          select=lambda f, train, s: np.arange(1))
+        with pytest.raises(ValueError, match=r"(input|field) names .* are taken") as exc:
+            register_kind(kind)
+        assert fragment in str(exc.value)
+
+
+def test_a_yes_no_field_that_defaults_to_yes_can_be_switched_off(demo_assets):
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from hf_unlearn.cli import build_parser, keywords_from_args
+    from hf_unlearn.fields import doc
+    from hf_unlearn.forget import ForgetKind, register_kind, unregister_kind
+
+    @dataclass(frozen=True)
+    class Halves:
+        first_half: bool = doc(True, "forget the first half of the rows (else the second)")
+
+    register_kind(ForgetKind(name="half", title="half the rows", fields=Halves, describe=lambda f, s: "half",
+                             select=lambda f, train, s: np.arange(len(train))[:len(train) // 2]
+                             if f.first_half else np.arange(len(train))[len(train) // 2:]))
+    try:
+        base = ["run", "--model", "m", "--dataset", "d", "--output", "o"]
+        off = keywords_from_args(build_parser().parse_args([*base, "--no-forget-first-half"]))["forget"]
+        on = keywords_from_args(build_parser().parse_args([*base, "--forget-first-half"]))["forget"]
+        assert off == ForgetSpec("half", first_half=False) and on == ForgetSpec("half", first_half=True)
+        from hf_unlearn.ui import keywords_from_form
+
+        form = {"model": str(demo_assets[0]), "dataset": str(demo_assets[1]), "forget_kind": "half",
+                "forget_first_half": False, "method": "ft"}
+        assert keywords_from_form(form)["forget"] == ForgetSpec("half", first_half=False)  # an unticked box
+    finally:
+        unregister_kind("half")

@@ -92,7 +92,8 @@ def test_a_registered_metric_is_in_the_model_cards_model_index(demo_run, toy_met
     entry = next(r for r in card.data.eval_results if r.metric_type == "forget_confidence")
     assert entry.dataset_split == "forget" and entry.metric_name == "forget confidence"
     assert entry.metric_value == pytest.approx(demo_run.report.metrics["unlearned"]["forget_confidence"], abs=1e-4)
-    assert "**forget confidence**: mean true-label confidence on the forget set." in card.text
+    assert ("**forget confidence**: mean true-label confidence on the forget set (the closer to retrain's value, "
+            "the better)." in card.text)
 
 
 def test_a_registered_metric_is_in_the_evaluate_module(toy_metrics):

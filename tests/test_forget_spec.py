@@ -93,3 +93,32 @@ def test_forget_spec_needs_exactly_one_kind():
         ForgetSpec(classes=("1",), fraction=0.1)
     with pytest.raises(UnlearnError, match="between 0 and 1"):
         ForgetSpec(fraction=1.5)
+
+
+def test_forget_spec_is_a_plain_value_whatever_form_its_fields_come_in():
+    import dataclasses
+
+    assert ForgetSpec(classes=("cat",), stratified=False, fraction=None) == ForgetSpec("class", classes=("cat",))
+    arr = ForgetSpec(indices=np.array([3, 1, 2]))
+    assert arr.indices == (3, 1, 2) and hash(arr) == hash(ForgetSpec(indices=[3, 1, 2]))
+    assert ForgetSpec("indices", indices="1, 2") == ForgetSpec(indices=(1, 2))  # a string is parsed
+    moved = dataclasses.replace(ForgetSpec(fraction=0.1, seed=1), seed=2)
+    assert moved == ForgetSpec(fraction=0.1, seed=2)
+    assert ForgetSpec.from_dict(ForgetSpec(filter_column="label", filter_value="7").to_dict()).filter_value == "7"
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    (dict(fraction=0.0), "forget fraction must be between 0 and 1"),  # zero is a value, not "not given"
+    (dict(count=0), "forget count must be a positive number of rows"),
+    (dict(classes=("1",), stratified=True), "give exactly one forget specification"),
+    (dict(kind="class", fraction=0.2), "unknown setting 'fraction' for the 'class' forget kind"),
+])
+def test_forget_spec_errors_are_one_line(spec, fragment):
+    with pytest.raises(UnlearnError) as exc:
+        ForgetSpec(**spec)
+    assert fragment in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_first_argument_of_forget_spec_is_the_kind():
+    with pytest.raises(UnlearnError, match="first argument is the kind's name"):
+        ForgetSpec(("cat",))

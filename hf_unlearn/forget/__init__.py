@@ -14,11 +14,11 @@ from .kind import (
     register_kind,
     unregister_kind,
 )
-from .spec import ForgetSpec, common_fields, form_name, select_forget, spec_from_form
+from .spec import ForgetSpec, common_inputs, form_name, select_forget, spec_from_form
 
 for _module in (classwise, random_draw, indices, column_filter):
     register_kind(_module.KIND)
 
 __all__ = ["ForgetKind", "ForgetSpec", "KindInput", "TestRule", "TrainingSplit", "all_kinds", "available_kinds",
-           "common_fields", "form_name", "get_kind", "register_kind", "select_forget", "spec_from_form",
+           "common_inputs", "form_name", "get_kind", "register_kind", "select_forget", "spec_from_form",
            "unregister_kind"]

@@ -54,7 +54,8 @@ def select(f: ClassFields, train: TrainingSplit, _seed: int) -> np.ndarray:
 
 def test_split(f: ClassFields, test_labels: np.ndarray, class_names: list[str]) -> TestRule:
     ids = resolve_classes(f.classes, class_names)
-    return TestRule(np.flatnonzero(~np.isin(test_labels, ids)), ids)
+    forgotten = np.isin(test_labels, ids)
+    return TestRule(np.flatnonzero(~forgotten), np.flatnonzero(forgotten), ids)
 
 
 def parse_classes(raw: str | list | tuple | None) -> dict[str, tuple[str, ...]]:

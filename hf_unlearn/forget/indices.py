@@ -17,11 +17,6 @@ from ..fields import doc
 from .kind import ForgetKind, KindInput, TrainingSplit
 
 
-@dataclass(frozen=True)
-class IndexFields:
-    indices: tuple[int, ...] = doc((), "row indices of the training split")
-
-
 def parse_indices(text: str) -> tuple[int, ...]:
     """Comma/space separated indices, or @FILE with one index per line (or a JSON list)."""
     if text.startswith("@"):
@@ -41,6 +36,11 @@ def parse_indices(text: str) -> tuple[int, ...]:
     except ValueError:
         bad = next(v for v in values if not v.lstrip("-").isdigit())
         raise UnlearnError(f"forget index '{bad}' is not an integer row number") from None
+
+
+@dataclass(frozen=True)
+class IndexFields:
+    indices: tuple[int, ...] = doc((), "row indices of the training split", parse=parse_indices)
 
 
 def check(f: IndexFields) -> None:

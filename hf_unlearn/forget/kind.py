@@ -37,38 +37,19 @@ class TrainingSplit:
 
 @dataclass(frozen=True)
 class TestRule:
-    """Which test rows TA is measured on, and which classes (if any) the request forgets."""
+    """Which test rows TA is measured on, which are reported apart, and which classes (if any) are forgotten.
+
+    ``forget_rows``: test rows that belong to the forgotten part of the distribution (a forgotten class's);
+    their accuracy is reported apart ("forget-class test acc") and should fall as Retrain's does.
+    """
 
     rows: np.ndarray
+    forget_rows: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
     forget_class_ids: list[int] = field(default_factory=list)
 
 
-#: app controls a kind's input may ask for (the app maps each to a Gradio component)
-WIDGETS = ("text", "number", "checkbox", "slider", "classes", "file")
-
-
-@dataclass(frozen=True)
-class KindInput:
-    """One thing a user types or picks: a CLI flag and/or an app control, filling one or more of a kind's fields.
-
-    ``parse`` turns the raw value (a CLI string, an app value) into the fields it gives, ``{}`` when the
-    input was left empty. ``flag=None``: app only; ``widget=None``: CLI only.
-    """
-
-    name: str
-    help: str
-    parse: Callable[[Any], dict[str, Any]]
-    flag: str | None = None
-    widget: str | None = "text"
-    label: str = ""
-    widget_args: dict[str, Any] = field(default_factory=dict)
-    repeat: bool = False
-    metavar: str | None = None
-
-    @property
-    def is_switch(self) -> bool:
-        """A CLI flag without a value (``--stratified``)."""
-        return self.widget == "checkbox"
+#: one input of a kind: a CLI flag and/or an app control (the same type the run configuration's fields use)
+KindInput = F.Input
 
 
 def _no_check(_fields: Any) -> None:
@@ -112,45 +93,38 @@ def generated_inputs(kind: ForgetKind) -> tuple[KindInput, ...]:
     A field's ``widget`` documentation may name the control (``{"type": "slider", "minimum": ...}``), or
     ``{"type": None}`` for a CLI-only field.
     """
-    hints = F.field_types(kind.fields)
-    out = []
-    for f in dataclasses.fields(kind.fields):
-        typ = F.base_type(hints[f.name])
-        args = dict(F.meta(f, "widget") or {})
-        widget = args.pop("type", "checkbox" if typ is bool else "number" if typ in (int, float) else "text")
-        if widget in ("number", "checkbox", "slider") and F.default_of(f) is not None:
-            args.setdefault("value", F.default_of(f))  # the app starts from the field's default
-        out.append(KindInput(
-            name=f.name, help=F.meta(f, "help") or "", flag=F.meta(f, "flag") or "--forget-" + f.name.replace("_", "-"),
-            widget=widget, widget_args=args, label=F.meta(f, "label") or f"{kind.name}: {f.name.replace('_', ' ')}",
-            parse=_field_parser(f, typ, kind.name)))
-    return tuple(out)
+    return F.field_inputs(kind.fields, key=lambda f: f.name,
+                          flag=lambda f: F.meta(f, "flag") or "--forget-" + f.name.replace("_", "-"),
+                          label=lambda f: F.meta(f, "label") or f"{kind.name}: {f.name.replace('_', ' ')}",
+                          what=f"{kind.name}: ")
 
 
-def _field_parser(f: dataclasses.Field, typ: Any, kind: str) -> Callable[[Any], dict[str, Any]]:
-    custom = F.meta(f, "parse")
-
-    def parse(raw: Any) -> dict[str, Any]:
-        if raw is None or raw == "" or raw is False:
-            return {}
-        if isinstance(raw, str) and custom is not None:
-            return {f.name: custom(raw)}
-        if typ is int and isinstance(raw, float) and raw.is_integer():
-            raw = int(raw)  # the app's number boxes hand back floats
-        return {f.name: F.coerce(raw, typ, f"{kind}: {f.name}")}
-
-    return parse
+#: names a kind's field may not have: ForgetSpec's own
+RESERVED_FIELDS = ("kind", "fields", "seed", "retain_fraction")
+#: form names a kind's input may not take: the form's own (the kind choice, the common fields)
+RESERVED_INPUTS = ("kind", "seed")
 
 
 _KINDS: Registry[ForgetKind] = Registry("forget kind", lambda k: k.name)
 
 
 def register_kind(kind: ForgetKind) -> ForgetKind:
-    """Add a kind. Its input names must be new: they become CLI destinations and app parameter names."""
-    taken = {i.name for k in _KINDS.items() if k.name != kind.name for i in k.all_inputs()}
-    clash = taken & {i.name for i in kind.all_inputs()}
-    if clash:
-        raise ValueError(f"forget kind '{kind.name}': input names {sorted(clash)} are used by another kind")
+    """Add a kind. Its fields and inputs must be its own: input names become CLI destinations and app
+    parameter names, flags must not collide, and a field another kind has would make ``ForgetSpec(field=...)``
+    ambiguous."""
+    others = [k for k in _KINDS.items() if k.name != kind.name]
+    mine = kind.all_inputs()
+    problems = {
+        "input names": {i.name for i in mine} & ({i.name for k in others for i in k.all_inputs()}
+                                                 | set(RESERVED_INPUTS)),
+        "flags": {i.flag for i in mine if i.flag} & {i.flag for k in others for i in k.all_inputs() if i.flag},
+        "field names": set(kind.field_names()) & ({n for k in others for n in k.field_names()}
+                                                  | set(RESERVED_FIELDS)),
+    }
+    for what, clash in problems.items():
+        if clash:
+            raise ValueError(f"forget kind '{kind.name}': {what} {sorted(clash)} are taken by another kind or "
+                             "by ForgetSpec itself")
     return _KINDS.register(kind)
 
 
@@ -171,6 +145,6 @@ def get_kind(name: str) -> ForgetKind:
 
 
 def kinds_phrase() -> str:
-    """'classes, a random fraction/count, row indices or a column filter' (for the one-kind error)."""
+    """'classes, a random fraction/count, row indices, or a column filter' (for the one-kind error)."""
     titles = [k.title for k in _KINDS.items()]
-    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " or " + titles[-1]
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + ", or " + titles[-1]

@@ -15,6 +15,7 @@ from .kind import ForgetKind, TrainingSplit, all_kinds, get_kind, kinds_phrase
 
 #: fields every request has, whatever its kind
 COMMON = ("seed", "retain_fraction")
+ONE_KIND = "give exactly one forget specification: {}"
 
 
 @dataclass(frozen=True, init=False)
@@ -39,9 +40,18 @@ class ForgetSpec:
                                    widget={"type": "slider", "minimum": 0.05, "maximum": 1.0, "step": 0.05})
 
     def __init__(self, kind: str | None = None, *, seed: int = 0, retain_fraction: float = 1.0,
-                 **kind_fields: Any) -> None:
-        kind_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in kind_fields.items()}
+                 fields: Any = None, **kind_fields: Any) -> None:
+        if kind is not None and not isinstance(kind, str):
+            raise UnlearnError(f"ForgetSpec's first argument is the kind's name ({kinds_list()}), got {kind!r}: "
+                               "give the kind's fields by name, e.g. ForgetSpec(classes=('cat',))")
+        if fields is not None:  # dataclasses.replace() hands the fields back whole
+            kind_fields = {**dataclasses.asdict(fields), **kind_fields}
+        kind_fields = {k: _plain(v) for k, v in kind_fields.items()}
         the_kind = get_kind(kind) if kind is not None else _infer_kind(kind_fields)
+        own = set(the_kind.field_names())
+        foreign = {k for k in kind_fields if k not in own}
+        if foreign and not any(_given(kind_fields[k]) for k in foreign):
+            kind_fields = {k: v for k, v in kind_fields.items() if k in own}  # other kinds' fields left at defaults
         values = F.build(the_kind.fields, kind_fields, f"the '{the_kind.name}' forget kind")
         the_kind.check(values)
         if not 0.0 < retain_fraction <= 1.0:
@@ -79,16 +89,32 @@ class ForgetSpec:
                    **{k: v for k, v in record.items() if k in names})
 
 
+def _plain(value: Any) -> Any:
+    """Sequences (lists, numpy arrays) as tuples: a request is a hashable value."""
+    if isinstance(value, (str, bytes, tuple)) or not hasattr(value, "__len__") or isinstance(value, Mapping):
+        return value
+    return tuple(value.tolist() if hasattr(value, "tolist") else value)
+
+
+def _given(value: Any) -> bool:
+    """Whether a field was given: None, False and empty sequences are what every field defaults to."""
+    return value is not None and value is not False and not (hasattr(value, "__len__") and len(value) == 0)
+
+
+def kinds_list() -> str:
+    return ", ".join(f"'{k.name}'" for k in all_kinds())
+
+
 def _infer_kind(kind_fields: Mapping[str, Any]) -> ForgetKind:
     """The one kind whose fields were given (a field left at its default does not count as given)."""
-    given = {k for k, v in kind_fields.items() if v not in (None, (), False, "")}
+    given = {k for k, v in kind_fields.items() if _given(v)}
     matches = [k for k in all_kinds() if given and given <= set(k.field_names())]
     unknown = set(kind_fields) - {n for k in all_kinds() for n in k.field_names()}
     if unknown:
         raise UnlearnError(f"'{sorted(unknown)[0]}' is not a field of any forget kind; "
-                           f"give exactly one forget specification: {kinds_phrase()}")
+                           + ONE_KIND.format(kinds_phrase()))
     if len(matches) != 1:
-        raise UnlearnError(f"give exactly one forget specification: {kinds_phrase()}")
+        raise UnlearnError(ONE_KIND.format(kinds_phrase()))
     return matches[0]
 
 
@@ -97,9 +123,9 @@ def form_name(input_name: str) -> str:
     return f"forget_{input_name}"
 
 
-def common_fields() -> list[dataclasses.Field]:
-    """The documented fields every request has (its seed, the retain fraction), for the CLI and the app."""
-    return [f for f in dataclasses.fields(ForgetSpec) if f.name in COMMON]
+def common_inputs() -> tuple[F.Input, ...]:
+    """The inputs of the fields every request has (``forget_seed``, ``retain_fraction``), for the CLI and the app."""
+    return F.field_inputs(ForgetSpec, only=COMMON, value_key=lambda f: f.name)
 
 
 def spec_from_form(values: Mapping[str, Any], kind: str | None = None) -> ForgetSpec:
@@ -108,12 +134,11 @@ def spec_from_form(values: Mapping[str, Any], kind: str | None = None) -> Forget
     ``values`` maps form names (:func:`form_name`, and the common fields' keywords ``forget_seed`` and
     ``retain_fraction``) to raw values; an input left empty is ``None``.
     """
-    common = {f.name: F.coerce(values[F.keyword_of(f)], F.field_types(ForgetSpec)[f.name], F.keyword_of(f))
-              for f in common_fields() if values.get(F.keyword_of(f)) is not None}
+    common = {k: v for inp in common_inputs() for k, v in inp.parse(values.get(inp.name)).items()}
     if kind is None:
         given = [k for k in all_kinds() if any(values.get(form_name(i.name)) is not None for i in k.all_inputs())]
         if len(given) != 1:
-            raise UnlearnError(f"give exactly one forget specification: {kinds_phrase()}")
+            raise UnlearnError(ONE_KIND.format(kinds_phrase()))
         the_kind = given[0]
     else:
         the_kind = get_kind(kind)

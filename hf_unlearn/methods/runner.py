@@ -30,8 +30,7 @@ def run_method(engine: Engine, model: nn.Module, data: UnlearnData, method: str 
 
     ``settings``: the method's settings dataclass, or a mapping of overrides of its defaults. The clock
     covers the method alone, from a device with no queued work to a device that finished the method's:
-    ``unlearn()``, ``compare`` and the benchmarks all time methods (and Retrain) here, so their figures
-    are comparable.
+    ``unlearn()`` and the benchmarks time methods (and Retrain) here, so their figures are comparable.
     """
     from accelerate.utils import set_seed
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from ..data import UnlearnData
 from ..engine import Engine
-from .outputs import EvalOutputs, SplitOutputs
+from .outputs import LOGITS_BUDGET, EvalOutputs, SplitOutputs
 from .registry import compute_all
 
 
@@ -19,20 +18,17 @@ def model_outputs(engine: Engine, model: nn.Module, data: UnlearnData, seed: int
     norm = data.normalizer
 
     def outputs(split: Any) -> SplitOutputs:
-        return SplitOutputs.from_logits(engine.predict(model, split, norm).numpy(), split.labels.cpu().numpy())
+        out = SplitOutputs.from_logits(engine.predict(model, split, norm).numpy(), split.labels.cpu().numpy())
+        if out.logits.nbytes > LOGITS_BUDGET:
+            out.release_logits()
+        return out
 
     test_all = outputs(data.test_all)
     splits = {"forget": outputs(data.forget), "retain": outputs(data.retain), "test_all": test_all,
-              "test": _rows(test_all, data.test_rows)}
-    if data.forget_class_ids:
-        in_forget_classes = np.isin(test_all.labels, data.forget_class_ids)
-        if in_forget_classes.any():
-            splits["test_forget"] = _rows(test_all, np.flatnonzero(in_forget_classes))
+              "test": test_all.subset(data.test_rows)}
+    if data.test_forget_rows is not None:
+        splits["test_forget"] = test_all.subset(data.test_forget_rows)
     return EvalOutputs(splits, data.num_classes, seed)
-
-
-def _rows(split: SplitOutputs, rows: np.ndarray) -> SplitOutputs:
-    return SplitOutputs.from_logits(split.logits[rows], split.labels[rows])
 
 
 @dataclass

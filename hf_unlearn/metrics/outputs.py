@@ -14,10 +14,18 @@ import numpy as np
 
 from . import core
 
+#: the most bytes of logits one split keeps for the metrics (larger ones keep only the values derived from them)
+LOGITS_BUDGET = 256 << 20
+
 
 @dataclass
 class SplitOutputs:
-    """One split's labels with the model's logits, or with the predictions, confidences and losses directly."""
+    """One split's labels with the model's logits, or with the predictions, confidences and losses directly.
+
+    Logits are rows × classes floats (4.8 GB for ImageNet's training split): an evaluation keeps them only
+    while metrics may read them, and never above :data:`LOGITS_BUDGET` bytes per split; a metric that reads
+    ``logits`` where they were not kept is reported as missing.
+    """
 
     labels: np.ndarray
     logits: np.ndarray | None = None
@@ -45,6 +53,20 @@ class SplitOutputs:
                                  "true_prob": lambda: core.softmax_true_prob(self.logits, self.labels),
                                  "loss": lambda: core.cross_entropy(self.logits, self.labels)}[name]()
         return self._given[name]
+
+    def subset(self, rows: np.ndarray) -> SplitOutputs:
+        """These outputs at ``rows`` (the logits' rows while they are kept, else the derived values')."""
+        if self.logits is not None:
+            return SplitOutputs.from_logits(self.logits[rows], self.labels[rows])
+        return SplitOutputs.from_values(self.labels[rows], self.predictions[rows], self.true_prob[rows],
+                                        self.loss[rows])
+
+    def release_logits(self) -> None:
+        """Keep the predictions, confidences and losses, drop the logits (rows × classes floats)."""
+        if self.logits is not None:
+            for name in ("predictions", "true_prob", "loss"):
+                self._derived(name)
+            self.logits = None
 
     @property
     def predictions(self) -> np.ndarray:
@@ -92,3 +114,8 @@ class EvalOutputs:
 
     def with_reference(self, reference: EvalOutputs | None) -> EvalOutputs:
         return EvalOutputs(self.splits, self.num_classes, self.seed, reference)
+
+    def release_logits(self) -> None:
+        """Drop every split's logits once the metrics are computed (what stays is what the app plots)."""
+        for split in self.splits.values():
+            split.release_logits()

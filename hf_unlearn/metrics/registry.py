@@ -74,8 +74,8 @@ _METRICS: Registry[Metric] = Registry("metric", lambda m: m.key)
 
 
 def register(metric: Metric) -> Metric:
-    """Add a metric (after the built-in ones, in registration order); a key already taken is an error."""
-    return _METRICS.register(metric, replace=False)
+    """Add a metric (after the built-in ones, in registration order; a key registered again is replaced)."""
+    return _METRICS.register(metric)
 
 
 def unregister(key: str) -> None:
@@ -109,9 +109,15 @@ def compute_all(outputs: EvalOutputs) -> dict[str, Any]:
 
 
 def avg_gap(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> float:
-    """Mean |metric − reference| over the metrics that enter Avg.Gap (UA, RA, TA, MIA-efficacy): lower is closer."""
-    gaps = [abs(float(metrics[m.key]) - float(reference[m.key])) for m in gap_metrics()]
-    return float(np.mean(gaps)) if gaps else float("nan")
+    """Mean |metric − reference| over the metrics that enter Avg.Gap (UA, RA, TA, MIA-efficacy): lower is closer.
+
+    NaN when one of them is missing on either side (say, a reference report written before a gap metric was
+    registered): the mean over fewer metrics would be another quantity under the same name.
+    """
+    pairs = [(metrics.get(m.key), reference.get(m.key)) for m in gap_metrics()]
+    if not pairs or any(a is None or b is None for a, b in pairs):
+        return float("nan")
+    return float(np.mean([abs(float(a) - float(b)) for a, b in pairs]))
 
 
 def shown_columns(rows: Iterable[Mapping[str, Any] | None], compact: bool = False) -> list[Metric]:

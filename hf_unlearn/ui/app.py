@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
-from .form import SHORTCUTS, controls, data_source, keywords_from_form, kind_controls
+from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
 from .jobs import Job, log_line
 from .views import forget_gallery, metric_headers, metrics_table, mia_histogram, settings_rows
 
@@ -111,12 +111,15 @@ def build_app() -> Any:
         def on_kind(kind: str) -> list[Any]:
             return [gr.update(visible=name == kind) for name in by_kind]
 
-        def on_inspect(**values: Any) -> tuple[Any, Any, str]:
+        pickers = [form[name] for name in class_pickers()]
+
+        def on_inspect(**values: Any) -> tuple[Any, ...]:
             try:
                 names, info = inspect_dataset(values)
             except UnlearnError as exc:
-                return gr.update(), None, f"**Error:** {exc}"
-            return gr.update(choices=names, value=names[:1]), info, f"Dataset has {len(names)} classes."
+                return (*(gr.update() for _ in pickers), None, f"**Error:** {exc}")
+            picked = [gr.update(choices=names, value=names[:1]) for _ in pickers]
+            return (*picked, info, f"Dataset has {len(names)} classes.")
 
         def on_run(state: dict, progress: Any = gr.Progress(), **values: Any):
             from ..config import RunConfig
@@ -188,7 +191,7 @@ def build_app() -> Any:
         form["forget_kind"].change(on_kind, form["forget_kind"], kind_rows)
         form["method"].change(settings_rows, form["method"], form["settings"])
         inspect_btn.click(on_inspect, inputs_kwargs={k: form[k] for k in ("model", "dataset", *details)},
-                          outputs=[form["forget_classes"], ds_info, status])
+                          outputs=[*pickers, ds_info, status])
         run_evt = run_btn.click(
             on_run, inputs=[session], inputs_kwargs=form,
             outputs=[session, status, log, table, metrics_json, per_class, mia, report_file, gallery],

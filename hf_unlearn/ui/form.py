@@ -1,10 +1,11 @@
 """The app's form, generated from the run configuration's fields and the registered forget kinds.
 
-Each input is named as the configuration keyword (``dataset_config``,
-``seed``) or the kind input (``forget_classes``) it fills, so the Run button
-hands one mapping of names to values to :func:`keywords_from_form`, and the
-app's API (``gradio_client``) takes the same names. Fields declared with an
-``app`` panel appear in that panel; nothing here lists them by hand.
+Each control is an :class:`~hf_unlearn.fields.Input`, the same object the CLI
+makes its flags from, named as the configuration keyword (``dataset_config``,
+``seed``) or the kind input (``forget_classes``) it fills. The Run button hands
+one mapping of names to values to :func:`keywords_from_form`, and the app's API
+(``gradio_client``) takes the same names. Fields declared with an ``app`` panel
+appear in that panel; nothing here lists them by hand.
 """
 
 from __future__ import annotations
@@ -13,95 +14,80 @@ import dataclasses
 from typing import Any
 
 from .. import fields as F
-from ..config import SECTIONS, RunConfig, config_keywords
+from ..config import SECTIONS, TOP_LEVEL, RunConfig, config_keywords
 from ..errors import UnlearnError
-from ..forget import ForgetSpec, KindInput, all_kinds, form_name, spec_from_form
+from ..forget import ForgetSpec, all_kinds, available_kinds, form_name, spec_from_form
 
 DEMO = "demo: digits + small ResNet (offline)"
 #: values the app starts with where they differ from the library's defaults (the app shows a seed method)
 APP_DEFAULTS: dict[str, Any] = {"method": "rbm"}
 #: method settings the app offers on the form itself (0 = the method's default); the rest are in its table
 SHORTCUTS = {"epochs": ("epochs (0 = method default)", 2), "batch_size": ("batch size (0 = default)", 0)}
+#: the panels that hold configuration fields, in the page's order
+PANELS = ("sources", "details", "forget", "run")
 
 
-def panel_fields(panel: str) -> list[tuple[type, dataclasses.Field]]:
-    """(owner, field) of every documented field shown in an app panel, in declaration order."""
-    owners = [*SECTIONS.values(), RunConfig, ForgetSpec]
-    return [(cls, f) for cls in owners for f in dataclasses.fields(cls) if F.meta(f, "app") == panel]
+def panel_inputs(panel: str) -> tuple[F.Input, ...]:
+    """The inputs of every documented field shown in an app panel, in declaration order."""
+    out: list[F.Input] = []
+    for cls in (*SECTIONS.values(), RunConfig, ForgetSpec):
+        names = tuple(f.name for f in dataclasses.fields(cls) if F.meta(f, "app") == panel)
+        if names:
+            out += F.field_inputs(cls, only=names)
+    return tuple(out)
 
 
-def field_control(cls: type, f: dataclasses.Field) -> Any:
-    """The Gradio component of one configuration field (its label, default and choices from the declaration)."""
+def input_control(inp: F.Input, name: str | None = None) -> Any:
+    """The Gradio component of one input (its label, first value and choices from the field's declaration)."""
     import gradio as gr
 
     from ..methods import available_methods
 
-    name, label = F.keyword_of(f), F.meta(f, "label") or F.keyword_of(f)
-    typ, default = F.base_type(F.field_types(cls)[f.name]), APP_DEFAULTS.get(F.keyword_of(f), F.default_of(f))
-    widget = F.meta(f, "widget") or {}
-    if F.meta(f, "app") == "sources":
+    name, label, args = name or inp.name, inp.label or inp.name, dict(inp.widget_args)
+    value = APP_DEFAULTS.get(name, inp.default)
+    if inp.widget == "preset":
         return gr.Dropdown([DEMO], value=DEMO, allow_custom_value=True, label=label, elem_id=name)
-    if name == "method":
-        return gr.Dropdown(available_methods(), value=default, label=label, elem_id="method")
-    if F.meta(f, "choices"):
-        return gr.Radio(list(F.meta(f, "choices")), value=default, label=label)
-    if widget.get("type") == "slider":
-        args = {k: v for k, v in widget.items() if k != "type"}
-        return gr.Slider(value=default, label=label, **args)
-    if typ is bool:
-        return gr.Checkbox(value=default, label=label)
-    if typ in (int, float):
-        return gr.Number(value=default, precision=0 if typ is int else None, label=label)
-    placeholder = widget.get("placeholder", "detected" if default is None else "")
-    return gr.Textbox(value=default or "", label=label, placeholder=placeholder)
+    if inp.widget == "method":
+        return gr.Dropdown(available_methods(), value=value, label=label, elem_id="method")
+    if inp.widget == "choice":
+        return gr.Radio(list(inp.choices or ()), value=value, label=label)
+    if inp.widget == "slider":
+        return gr.Slider(value=args.pop("value", value), label=label, **args)
+    if inp.widget == "checkbox":
+        return gr.Checkbox(value=bool(value), label=label)
+    if inp.widget == "number":
+        return gr.Number(value=value, label=label, **args)
+    if inp.widget == "classes":  # the demo's digits until "Inspect dataset" reads the dataset's class names
+        return gr.Dropdown([str(i) for i in range(10)], value=["3"], multiselect=True, allow_custom_value=True,
+                           label=label, elem_id="forget-classes")
+    if inp.widget == "file":
+        return gr.File(label=label, type="filepath")
+    placeholder = args.pop("placeholder", "detected" if value is None else "")
+    return gr.Textbox(value=value or "", label=label, placeholder=placeholder, **args)
 
 
 def controls(panel: str, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict[str, Any]:
     """form name → component of every field in an app panel (built inside the caller's layout)."""
-    return {F.keyword_of(f): field_control(cls, f) for cls, f in panel_fields(panel)
-            if F.keyword_of(f) not in skip and (only is None or F.keyword_of(f) in only)}
-
-
-def data_source(values: dict[str, Any]) -> Any:
-    """The DataSource a form's sources and details describe (for "Inspect dataset")."""
-    from ..config import DataSource
-
-    keywords, _ = source_keywords(values)
-    wanted = {f.name: keywords[kw] for kw, (section, f) in config_keywords().items()
-              if section == "data" and kw in keywords}
-    return F.build(DataSource, wanted, "the dataset")
-
-
-def kind_control(inp: KindInput) -> Any:
-    """The Gradio component of one forget-kind input."""
-    import gradio as gr
-
-    args = dict(inp.widget_args)
-    label = inp.label or inp.name
-    if inp.widget == "classes":  # the demo's digits until "Inspect dataset" reads the dataset's class names
-        return gr.Dropdown([str(i) for i in range(10)], value=["3"], multiselect=True, allow_custom_value=True,
-                           label=label, elem_id="forget-classes")
-    if inp.widget == "slider":
-        return gr.Slider(label=label, **args)
-    if inp.widget == "checkbox":
-        return gr.Checkbox(label=label, **args)
-    if inp.widget == "number":
-        return gr.Number(label=label, **args)
-    if inp.widget == "file":
-        return gr.File(label=label, type="filepath", **args)
-    return gr.Textbox(value="", label=label, **args)
+    return {inp.name: input_control(inp) for inp in panel_inputs(panel)
+            if inp.name not in skip and (only is None or inp.name in only)}
 
 
 def kind_controls() -> dict[str, dict[str, Any]]:
-    """kind name → {form name: component} of its app inputs (built inside the caller's layout)."""
+    """kind name → {form name: component} of its app inputs, each kind in a row of its own (``"__row__"``)."""
     import gradio as gr
 
     out: dict[str, dict[str, Any]] = {}
     for i, kind in enumerate(all_kinds()):
         with gr.Row(visible=i == 0) as row:
-            out[kind.name] = {form_name(inp.name): kind_control(inp) for inp in kind.all_inputs() if inp.widget}
+            out[kind.name] = {form_name(inp.name): input_control(inp, form_name(inp.name))
+                              for inp in kind.all_inputs() if inp.widget}
         out[kind.name]["__row__"] = row
     return out
+
+
+def class_pickers() -> list[str]:
+    """Form names of the kinds' class pickers ("Inspect dataset" fills them with the dataset's class names)."""
+    return [form_name(inp.name) for kind in all_kinds() for inp in kind.all_inputs() if inp.widget == "classes"]
 
 
 def resolve_sources(model: str, dataset: str) -> tuple[str, str, dict[str, Any] | None]:
@@ -118,10 +104,22 @@ def resolve_sources(model: str, dataset: str) -> tuple[str, str, dict[str, Any] 
 
 
 def source_keywords(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The sources' keywords of a form (empty boxes mean "the default"), and the demo's recipe if it was chosen."""
+    """The configuration keywords of a form (empty boxes mean "the default"), and the demo's recipe if chosen."""
+    wanted = set(config_keywords()) | set(TOP_LEVEL)
+    inputs = tuple(inp for panel in PANELS for inp in panel_inputs(panel) if inp.name in wanted)
+    keywords = F.parse_inputs(inputs, values)
     model, dataset, recipe = resolve_sources(values.get("model", ""), values.get("dataset", ""))
-    keywords = {k: v for k, v in values.items() if k in config_keywords() and v not in ("", None)}
     return {**keywords, "model": model, "dataset": dataset}, recipe
+
+
+def data_source(values: dict[str, Any]) -> Any:
+    """The DataSource a form's sources and details describe (for "Inspect dataset")."""
+    from ..config import DataSource
+
+    keywords, _ = source_keywords(values)
+    wanted = {f.name: keywords[kw] for kw, (section, f) in config_keywords().items()
+              if section == "data" and kw in keywords}
+    return F.build(DataSource, wanted, "the dataset")
 
 
 def keywords_from_form(values: dict[str, Any]) -> dict[str, Any]:
@@ -129,11 +127,11 @@ def keywords_from_form(values: dict[str, Any]) -> dict[str, Any]:
     from .views import settings_from_rows
 
     keywords, recipe = source_keywords(values)
-    method = values.get("method") or "ft"
+    method = keywords.get("method") or "ft"
     settings = settings_from_rows(method, values.get("settings"))
     for name in SHORTCUTS:
         if values.get(name) and int(values[name]) > 0:
             settings[name] = int(values[name])
-    return {**keywords, "forget": spec_from_form(values, kind=values.get("forget_kind") or "class"),
-            "method": method, "reference": "retrain" if values.get("with_retrain") else None,
-            "retrain_settings": recipe, **settings}
+    kind = values.get("forget_kind") or available_kinds()[0]
+    return {**keywords, "forget": spec_from_form(values, kind=kind),
+            "reference": "retrain" if values.get("with_retrain") else None, "retrain_settings": recipe, **settings}

@@ -27,9 +27,9 @@ Args:
     seed (int): seed of the MIA member draw and cross-validation (default 0).
     num_classes (int): number of classes (default: the largest label + 1).
 Returns:
-    every registered metric these rows allow, in percent: ua, forget_acc, ra, ta, mia_efficacy, mia_loss,
-    per_class_test_acc, and forget_class_test_acc when "test_forget" rows are given (metrics that need the
-    Retrain reference's outputs are not computed here).
+    every registered metric these rows allow, in percent (with the built-in metrics: ua, forget_acc, ra, ta,
+    mia_efficacy, mia_loss, per_class_test_acc, and forget_class_test_acc when "test_forget" rows are given);
+    metrics that need the Retrain reference's outputs are not computed here.
 Example:
     >>> m = evaluate.load(hf_unlearn.metrics.EVALUATE_MODULE_PATH)
     >>> m.compute(predictions=[...], references=[...], true_probs=[...], losses=[...], splits=[...])
