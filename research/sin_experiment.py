@@ -116,8 +116,10 @@ def _fit_graphed(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, epochs: in
 
 
 def unlearn_sin(model: StackedMLP, data: PoisonData, method: str, epochs: int, lr: float, lam: float = 0.0,
-                lambda_reg: float = 0.1, gamma_reg: float = 0.9, t_gd: int = 1, t_proj: int = 1) -> None:
-    """One full-batch unlearning run of ``method`` for ``epochs`` epochs, in place."""
+                lambda_reg: float = 0.1, gamma_reg: float = 0.9, t_gd: int = 1, t_proj: int = 1,
+                rel_tol: float | None = None) -> None:
+    """One full-batch unlearning run of ``method`` for ``epochs`` epochs, in place (``rel_tol``: MinNorm-OG's
+    Gram eigenvalue cut-off, ``solve_gram``)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     params = dict(model.named_parameters())
     seeds = model.w1.shape[0]
@@ -127,7 +129,7 @@ def unlearn_sin(model: StackedMLP, data: PoisonData, method: str, epochs: int, l
                 single = _Single(model, s)
                 first = torch.zeros(data.x_r.shape[1], dtype=torch.long, device=data.x_r.device)
                 grads = per_sample_output_grads(single, data.x_r[s], first, call=lambda m, x: m(x), chunk_size=None)
-                shrink_outside_span(dict(single.named_parameters()), grads, lambda_reg)
+                shrink_outside_span(dict(single.named_parameters()), grads, lambda_reg, rel_tol=rel_tol)
             lambda_reg *= gamma_reg
         opt.zero_grad(set_to_none=True)
         retain = mse(model, data.x_r, data.y_r)

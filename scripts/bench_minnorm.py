@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--amp", action="store_true", help="bf16 autocast for the retain step (G stays float32)")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's table of one projection")
+    ap.add_argument("--precision", nargs="+", default=["float64"], choices=("float64", "float32"),
+                    help="what GᵀG, Gᵀθ and G c are summed in (MinNorm-OG's span_precision); several: each in turn, "
+                         "in this one run")
     args = ap.parse_args()
     device = torch.device(args.device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
@@ -82,68 +85,73 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    holder = {}
-    shrinker = SpanShrinker(model, params)
+    def measure(precision: str) -> None:
+        dtype = getattr(torch, precision)
+        holder = {}
+        shrinker = SpanShrinker(model, params, dtype=dtype)
 
-    def gradient_matrix() -> None:
-        if args.path == "graphs":
-            return  # one captured projection: timed as a whole below
-        if args.path == "hooks":
-            holder["g"] = OutputSpan(model, xp, params)
-        else:
-            holder["g"] = per_sample_output_grads(model, xp, chunk_size=args.chunk or None)  # float32
+        def gradient_matrix() -> None:
+            if args.path == "graphs":
+                return  # one captured projection: timed as a whole below
+            if args.path == "hooks":
+                holder["g"] = OutputSpan(model, xp, params, dtype=dtype)
+            else:
+                holder["g"] = per_sample_output_grads(model, xp, chunk_size=args.chunk or None)  # float32
 
-    def projection() -> None:
-        if args.path == "graphs":
-            shrinker(xp, 1e-6)
-        elif args.path == "hooks":
-            holder["g"].shrink(1e-6)  # spends the span's graph: ``setup`` builds a fresh one, untimed
-        else:
-            shrink_outside_span(params, holder["g"], 1e-6)
+        def projection() -> None:
+            if args.path == "graphs":
+                shrinker(xp, 1e-6)
+            elif args.path == "hooks":
+                holder["g"].shrink(1e-6)  # spends the span's graph: ``setup`` builds a fresh one, untimed
+            else:
+                shrink_outside_span(params, holder["g"], 1e-6, dtype=dtype)
 
-    def minnorm_step() -> None:
-        gradient_matrix()
-        projection()
-        retain_step()
-
-    if args.path == "graphs":
-        projection()  # the eager warm-up, then the capture: both before any timing
-        projection()
-    t_retain = timed(retain_step, args.repeats, device)
-    t_grads = timed(gradient_matrix, args.repeats, device)
-    t_proj = timed(projection, args.repeats, device, setup=gradient_matrix if args.path == "hooks" else None)
-    graphed = args.path == "graphs" and shrinker.path() == "cuda-graphs"
-    t_step = timed(minnorm_step, args.repeats, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU " \
-        f"({torch.get_num_threads()} threads)"
-    print(f"ResNet-18 ({n_params / 1e6:.1f}M parameters), {args.size}px, batch {args.batch}, n_pert {args.n_pert}, "
-          f"{name}, torch {torch.__version__}, path {args.path}{' (captured)' if graphed else ''}, "
-          f"chunk {args.chunk}, bf16 autocast {args.amp}, "
-          f"channels-last {args.channels_last}")
-    print("| what | seconds |")
-    print("|---|---|")
-    print(f"| plain retain step (fwd+bwd+AdamW, batch {args.batch}) | {t_retain:.4f} |")
-    if args.path == "graphs":
-        print(f"| projection (GᵀG, Gᵀθ by closed forms, Cholesky solve, G c, update: two CUDA graphs on a GPU) "
-              f"| {t_proj:.4f} |")
-    else:
-        what = "GᵀG, Gᵀθ by per-layer closed forms" if args.path == "hooks" else "G by vmap"
-        print(f"| gradient part ({args.n_pert} per-sample output gradients: {what}) | {t_grads:.4f} |")
-        print(f"| projection (Cholesky solve{', G c by one weighted backward' if args.path == 'hooks' else ''}"
-              f", update) | {t_proj:.4f} |")
-    print(f"| MinNorm-OG step (projection + retain step) | {t_step:.4f} |")
-    print(f"step ratio MinNorm-OG / retain = {t_step / t_retain:.2f}")
-    if args.profile:
-        from torch.profiler import ProfilerActivity, profile
-
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        with profile(activities=acts) as prof:
+        def minnorm_step() -> None:
             gradient_matrix()
             projection()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-        print(prof.key_averages().table(sort_by=key, row_limit=25))
+            retain_step()
+
+        if args.path == "graphs":
+            projection()  # the eager warm-up, then the capture: both before any timing
+            projection()
+        t_retain = timed(retain_step, args.repeats, device)
+        t_grads = timed(gradient_matrix, args.repeats, device)
+        t_proj = timed(projection, args.repeats, device, setup=gradient_matrix if args.path == "hooks" else None)
+        graphed = args.path == "graphs" and shrinker.path() == "cuda-graphs"
+        t_step = timed(minnorm_step, args.repeats, device)
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU " \
+            f"({torch.get_num_threads()} threads)"
+        print(f"ResNet-18 ({n_params / 1e6:.1f}M parameters), {args.size}px, batch {args.batch}, n_pert {args.n_pert}, "
+              f"{name}, torch {torch.__version__}, path {args.path}{' (captured)' if graphed else ''}, "
+              f"chunk {args.chunk}, bf16 autocast {args.amp}, "
+              f"channels-last {args.channels_last}, span precision {precision}")
+        print("| what | seconds |")
+        print("|---|---|")
+        print(f"| plain retain step (fwd+bwd+AdamW, batch {args.batch}) | {t_retain:.4f} |")
+        if args.path == "graphs":
+            print(f"| projection (GᵀG, Gᵀθ by closed forms, Cholesky solve, G c, update: two CUDA graphs on a GPU) "
+                  f"| {t_proj:.4f} |")
+        else:
+            what = "GᵀG, Gᵀθ by per-layer closed forms" if args.path == "hooks" else "G by vmap"
+            print(f"| gradient part ({args.n_pert} per-sample output gradients: {what}) | {t_grads:.4f} |")
+            print(f"| projection (Cholesky solve{', G c by per-layer closed forms' if args.path == 'hooks' else ''}"
+                  f", update) | {t_proj:.4f} |")
+        print(f"| MinNorm-OG step (projection + retain step) | {t_step:.4f} |")
+        print(f"step ratio MinNorm-OG / retain = {t_step / t_retain:.2f}")
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            with profile(activities=acts) as prof:
+                gradient_matrix()
+                projection()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+            print(prof.key_averages().table(sort_by=key, row_limit=25))
+
+    for precision in args.precision:
+        measure(precision)
 
 
 if __name__ == "__main__":

@@ -74,25 +74,52 @@ class CallAsModule(nn.Module):
         return self._call(self.inner, x)
 
 
-def gram(grads: Grads) -> torch.Tensor:
-    """GᵀG (n × n, float64): each tensor's block is multiplied in its own precision, the sum kept in float64."""
+def gram(grads: Grads, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """GᵀG (n × n), summed in ``dtype`` from the gradients as they are (see ``span._GramSum``); float64 result."""
     n = next(iter(grads.values())).shape[0]
     k = None
     for g in grads.values():
-        flat = g.reshape(n, -1)
-        block = (flat @ flat.T).double()
+        flat = g.reshape(n, -1).to(dtype)
+        block = flat @ flat.T
         k = block if k is None else k + block
-    return k
+    return k.double()
 
 
-def span_coefficients(grads: Grads, params: dict[str, torch.Tensor], rel_tol: float = 1e-10) -> torch.Tensor:
-    """c with G c = P_G θ: solves (GᵀG) c = Gᵀθ."""
+def span_coefficients(grads: Grads, params: dict[str, torch.Tensor], rel_tol: float | None = None,
+                      dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """c with G c = P_G θ: solves (GᵀG) c = Gᵀθ, both products summed in ``dtype``; ``rel_tol`` (default
+    :func:`rank_tolerance` of the gradients' and the sums' dtypes) is the eigenvalue cut-off."""
     n = next(iter(grads.values())).shape[0]
-    k = gram(grads)
+    if rel_tol is None:
+        rel_tol = rank_tolerance(next(iter(grads.values())).dtype, dtype)
+    k = gram(grads, dtype)
     b = torch.zeros(n, dtype=torch.float64, device=k.device)
     for name, g in grads.items():
-        b += (g.reshape(n, -1) @ params[name].reshape(-1).to(g.dtype)).double()
+        b += (g.reshape(n, -1).to(dtype) @ params[name].detach().reshape(-1).to(dtype)).double()
     return solve_gram(k, b, rel_tol).to(k.device)
+
+
+def rank_tolerance(grad_dtype: torch.dtype, sum_dtype: torch.dtype = torch.float64) -> float:
+    """The Gram eigenvalue cut-off (a share of the largest): below it a direction of G is rounding noise.
+
+    A gradient carries relative noise of its dtype's epsilon, so singular values of G below eps·σ_max are
+    noise: eigenvalues of GᵀG below eps²·λ_max (a direction kept below it adds O(|θ|) of noise to G c). And
+    GᵀG summed in ``sum_dtype`` cannot resolve eigenvalues below eps(sum_dtype)·λ_max. For float32
+    gradients summed in float64 that is float32's eps² = 1.4e-14: on the data-poisoning network it keeps the
+    directions that stand above float32 noise, where the former fixed 1e-10 (1e-5 on σ) dropped 1 to 6 of
+    them (``scripts/sin_spectrum.py``), and it gave median sup-errors of 1.38 / 0.83 / 0.63 at 10 / 100 /
+    1000 epochs against 1.35 / 1.42 / 0.67 (``scripts/reproduce_sin.py --cutoff``, 10 seeds; docs/fidelity.md).
+    """
+    return max(torch.finfo(grad_dtype).eps ** 2, torch.finfo(sum_dtype).eps)
+
+
+#: rank cut-offs compared on the sin experiment, each as σ / σ_max of G below which a direction is dropped
+#: (for float32 gradients and float64 sums): the fixed one used before, and ones set from float32's epsilon
+CUTOFFS: dict[str, Callable[[torch.dtype, int], float]] = {
+    "eps": lambda dtype, n: rank_tolerance(dtype, torch.float64) ** 0.5,  # the method's (rank_tolerance)
+    "1e-5": lambda dtype, n: 1e-5,
+    "sqrt(n)·eps": lambda dtype, n: n ** 0.5 * torch.finfo(dtype).eps,
+}
 
 
 def solve_gram(k: torch.Tensor, b: torch.Tensor, rel_tol: float = 1e-10) -> torch.Tensor:
@@ -115,15 +142,16 @@ def solve_gram(k: torch.Tensor, b: torch.Tensor, rel_tol: float = 1e-10) -> torc
 
 
 @torch.no_grad()
-def shrink_outside_span(params: dict[str, torch.Tensor], grads: Grads, lam: float) -> torch.Tensor:
-    """θ ← θ − λ (θ − P_G θ) in place, tensor by tensor; returns the span coefficients."""
-    c = span_coefficients(grads, params)
+def shrink_outside_span(params: dict[str, torch.Tensor], grads: Grads, lam: float,
+                        dtype: torch.dtype = torch.float64, rel_tol: float | None = None) -> torch.Tensor:
+    """θ ← θ − λ (θ − P_G θ) in place, tensor by tensor, GᵀG, Gᵀθ and P_G θ = G c summed in ``dtype``;
+    ``rel_tol``: the Gram eigenvalue cut-off (see :func:`solve_gram`). Returns the span coefficients."""
+    c = span_coefficients(grads, params, rel_tol=rel_tol, dtype=dtype)
     n = c.shape[0]
     for name, p in params.items():
         if name not in grads:
             p.mul_(1.0 - lam)  # no gradient direction in this tensor: all of it lies outside the span
             continue
-        g = grads[name].reshape(n, -1)
-        proj = (g.T @ c.to(g.dtype)).reshape(p.shape)
+        proj = (grads[name].reshape(n, -1).to(dtype).T @ c.to(p.device, dtype)).reshape(p.shape)  # P θ
         p.mul_(1.0 - lam).add_(proj.to(p.dtype), alpha=lam)  # θ − λ(θ − Pθ) = (1 − λ)θ + λPθ
     return c

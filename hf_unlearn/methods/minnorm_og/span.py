@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from . import layer_grads
-from .gradients import CallAsModule, logits_call, per_sample_output_grads, solve_gram
+from .gradients import CallAsModule, logits_call, per_sample_output_grads, rank_tolerance, solve_gram
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +36,38 @@ class OutputSpan:
     into the Gram sums and are dropped (or never formed, see
     ``layer_grads.ghost_gram``). Parameters no closed form covers come from
     ``per_sample_output_grads`` (vmap over them alone, ``chunk_size``
-    samples per call). The shrink needs only G c, which one weighted
-    backward of Σ cᵢ fᵢ gives for every parameter at once.
+    samples per call). The shrink needs only G c: each layer's share is its
+    batch gradient for output gradients cᵢδᵢ (``layer_grads.weighted_sum``),
+    from the inputs and output gradients kept from the Gram pass.
+
+    Both the Gram products and G c are formed in float64 from the float32
+    gradients: the normal equations square cond(G), and G c adds large,
+    cancelling cᵢ when G is ill-conditioned. With float32 Gram sums the retain
+    samples' outputs moved hundreds of times more than under the authors'
+    float64 QR, and with a float32 G c about ten times more
+    (``scripts/minnorm_precision.py``, ``tests/test_minnorm.py``).
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, params: dict[str, torch.Tensor], *,
                  index: torch.Tensor | None = None,
                  call: Callable[[nn.Module, torch.Tensor], torch.Tensor] = logits_call,
-                 chunk_size: int | None = None) -> None:
-        self.model, self.params, self.chunk_size = model, params, chunk_size
+                 chunk_size: int | None = None, dtype: torch.dtype = torch.float64) -> None:
+        self.model, self.params, self.chunk_size, self.dtype = model, params, chunk_size, dtype
         # fresh leaves sharing the parameters' storage: differentiating to them never touches the parameters'
         # own autograd nodes, which a live loss graph or DDP may hold bound to another CUDA stream
         self.leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
         modes = {m: m.training for m in model.modules()}
         model.eval()
+        #: per covered layer, the (input, output gradient) pairs of its calls; per other parameter, its
+        #: per-sample gradients: what G c is formed from
+        self.kept: list[tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]] = []
+        self.rest_grads: dict[str, torch.Tensor] = {}
         try:
             self.k, self.b = self._gram(x, index, call)
         finally:
             for module, training in modes.items():
                 module.training = training
+        self.outputs = self.leaves = None  # the autograd graph is spent: G c needs only what ``kept`` holds
 
     def _gram(self, x: torch.Tensor, index: torch.Tensor | None, call: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         owners = _hooked_owners(self.model, self.params)
@@ -71,18 +84,20 @@ class OutputSpan:
                 raise RuntimeError("a layer's kept input or output changed in place despite the copy")
             copy |= changed
         out_grads = torch.autograd.grad(self.outputs, [c[3] for c in calls],
-                                        torch.ones_like(self.outputs), retain_graph=True, allow_unused=True)
+                                        torch.ones_like(self.outputs), allow_unused=True)
         calls = [(m, a, o) for m, a, _, o, _ in calls]
         names = {id(p): n for n, p in self.params.items()}
-        gram = _GramSum(len(x))
+        gram = _GramSum(len(x), dtype=self.dtype)
         covered = set()
         for module in owners:  # one layer at a time
             mine = [(a, o, d) for (m, a, o), d in zip(calls, out_grads, strict=True) if m is module and d is not None]
+            if mine:
+                self.kept.append((module, [(a, d) for a, _, d in mine]))
             ghost = None
             weight = getattr(module, "weight", None)
             if len(mine) == 1 and weight is not None and id(weight) in names:
                 a, o, d = mine[0]
-                ghost = layer_grads.ghost_gram(module, a, d, o)
+                ghost = layer_grads.ghost_gram(module, a, d, o, dtype=self.dtype)
             if ghost is not None:
                 gram.add_product(*ghost)
                 covered.add(names[id(weight)])
@@ -101,6 +116,7 @@ class OutputSpan:
             for name, g in per_sample_output_grads(self.model, x, index, call=call, names=rest,
                                                    chunk_size=self.chunk_size).items():
                 gram.add(g, self.params[name])
+                self.rest_grads[name] = g
         return gram.result()
 
     def _forward(self, x: torch.Tensor, index: torch.Tensor | None, call: Callable, owners: list[nn.Module],
@@ -129,37 +145,52 @@ class OutputSpan:
         return calls, index
 
     def coefficients(self) -> torch.Tensor:
-        """c with G c = P_G θ."""
-        return solve_gram(self.k, self.b)
+        """c with G c = P_G θ (directions below float noise dropped: ``rank_tolerance``)."""
+        return solve_gram(self.k, self.b, self.rel_tol)
+
+    @property
+    def rel_tol(self) -> float:
+        grad_dtype = next(iter(self.params.values())).dtype
+        return rank_tolerance(grad_dtype, self.dtype)
 
     def shrink(self, lam: float) -> torch.Tensor:
         """θ ← (1 − λ)θ + λ G c in place; returns c."""
         c = self.coefficients()
-        self.update(c.to(self.outputs), 1.0 - lam, lam)
-        self.outputs = None  # the graph is spent
+        self.update(c.to(self.k.device), 1.0 - lam, lam)
         return c
 
-    def update(self, c: torch.Tensor, keep: float | torch.Tensor, lam: float | torch.Tensor,
-               retain_graph: bool = False) -> None:
-        """θ ← keep·θ + lam·G c, G c by one weighted backward.
+    @torch.no_grad()
+    def span_vector(self, c: torch.Tensor) -> dict[str, torch.Tensor]:
+        """G c per parameter: Σᵢ cᵢ gᵢ (in ``dtype``) from the kept layer tensors and the vmapped gradients."""
+        names = {id(p): n for n, p in self.params.items()}
+        out: dict[str, torch.Tensor] = {}
+        for module, pairs in self.kept:
+            for a, d in pairs:
+                for local, g in layer_grads.weighted_sum(module, a, d, c, self.dtype).items():
+                    name = names.get(id(getattr(module, local)))
+                    if name is not None:
+                        out[name] = out[name] + g if name in out else g  # a layer used twice: they add
+        for name, g in self.rest_grads.items():
+            out[name] = (c.to(self.dtype) @ g.reshape(len(c), -1).to(self.dtype)).reshape(g.shape[1:])
+        return out
+
+    @torch.no_grad()
+    def update(self, c: torch.Tensor, keep: float | torch.Tensor, lam: float | torch.Tensor) -> None:
+        """θ ← keep·θ + lam·G c (G c summed in ``dtype``, then added in the parameters' own).
 
         ``keep`` and ``lam`` are numbers, or 0-dim device tensors that a
         captured CUDA graph reads afresh at every replay.
         """
-        tensors = list(self.params.values())
-        with torch.enable_grad():
-            gc = torch.autograd.grad(self.outputs, list(self.leaves.values()), c, retain_graph=retain_graph,
-                                     allow_unused=True)
-        with torch.no_grad():
-            torch._foreach_mul_(tensors, keep)
-            moved = [(p, g.to(p.dtype)) for p, g in zip(tensors, gc, strict=True) if g is not None]
-            if not moved:
-                return
-            ps, gs = [p for p, _ in moved], [g for _, g in moved]
-            if isinstance(lam, torch.Tensor):  # a graph's λ: read from the device at replay
-                torch._foreach_add_(ps, torch._foreach_mul(gs, lam))
-            else:  # one fused multiply-add
-                torch._foreach_add_(ps, gs, alpha=lam)
+        gc = self.span_vector(c)
+        torch._foreach_mul_(list(self.params.values()), keep)  # without a share of G c: all outside the span
+        moved = [(self.params[n], g.to(self.params[n].dtype)) for n, g in gc.items()]
+        if not moved:
+            return
+        ps, gs = [p for p, _ in moved], [g for _, g in moved]
+        if isinstance(lam, torch.Tensor):  # a graph's λ: read from the device at replay
+            torch._foreach_add_(ps, torch._foreach_mul(gs, lam))
+        else:  # one fused multiply-add
+            torch._foreach_add_(ps, gs, alpha=lam)
 
 
 def _hooked_owners(model: nn.Module, params: dict[str, torch.Tensor]) -> list[nn.Module]:
@@ -183,12 +214,17 @@ class _GramSum:
     Gradients gather until ``block_bytes``, then go into the sums by one
     concatenation, one ``addmm`` and one ``addmv``: few kernel launches (at
     n ≈ 50 each layer's share is small and launches, not arithmetic, set
-    the time on a GPU), yet never more than a block of G in memory. Sums are
-    float32, or float64 when a gradient is, and returned as float64.
+    the time on a GPU), yet never more than a block of G in memory.
+
+    The products are formed in float64 from the gradients as they are (float32
+    for a float32 model): the normal equations square G's condition number, and
+    float32 sums of an ill-conditioned G moved the retain outputs hundreds of
+    times more than the authors' float64 QR does (``scripts/minnorm_precision.py``).
+    A product of two float32 numbers is exact in float64, so only the sums round.
     """
 
-    def __init__(self, n: int, block_bytes: int = 256 << 20) -> None:
-        self.n, self.block_bytes = n, block_bytes
+    def __init__(self, n: int, block_bytes: int = 256 << 20, dtype: torch.dtype = torch.float64) -> None:
+        self.n, self.block_bytes, self.dtype = n, block_bytes, dtype
         self.k: torch.Tensor | None = None
         self.b: torch.Tensor | None = None
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -197,7 +233,7 @@ class _GramSum:
 
     def add(self, g: torch.Tensor, theta: torch.Tensor) -> None:
         self.pending.append((g.reshape(self.n, -1), theta.detach().reshape(-1)))
-        self.size += g.numel() * g.element_size()
+        self.size += g.numel() * self.dtype.itemsize  # the block is gathered in ``dtype``
         if self.size >= self.block_bytes:
             self._flush()
 
@@ -208,9 +244,15 @@ class _GramSum:
     def _flush(self) -> None:
         if not self.pending:
             return
-        dtype = torch.float64 if any(g.dtype == torch.float64 for g, _ in self.pending) else torch.float32
-        g = torch.cat([g.to(dtype) for g, _ in self.pending], dim=1)
-        theta = torch.cat([t.to(dtype) for _, t in self.pending])
+        widths = [g.shape[1] for g, _ in self.pending]
+        dev = self.pending[0][0].device
+        g = torch.empty(self.n, sum(widths), dtype=self.dtype, device=dev)
+        theta = torch.empty(sum(widths), dtype=self.dtype, device=dev)
+        start = 0
+        for (part, t), width in zip(self.pending, widths, strict=True):  # one widening copy each, into place
+            g[:, start:start + width].copy_(part)
+            theta[start:start + width].copy_(t)
+            start += width
         self.pending, self.size = [], 0
         if self.k is None:
             self.k, self.b = g @ g.T, g @ theta
@@ -243,8 +285,8 @@ class SpanShrinker:
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], *,
                  call: Callable[[nn.Module, torch.Tensor], torch.Tensor] = logits_call,
-                 chunk_size: int | None = None, graphs: bool = True) -> None:
-        self.model, self.params, self.call, self.chunk_size = model, params, call, chunk_size
+                 chunk_size: int | None = None, graphs: bool = True, dtype: torch.dtype = torch.float64) -> None:
+        self.model, self.params, self.call, self.chunk_size, self.dtype = model, params, call, chunk_size, dtype
         self.use_graphs = graphs
         self.state: dict[tuple, str | _GraphedSpan] = {}  # per input shape: "eager", "capture" or the graphs
 
@@ -258,14 +300,15 @@ class SpanShrinker:
             side = torch.cuda.Stream(x.device)
             side.wait_stream(torch.cuda.current_stream(x.device))
             with torch.cuda.stream(side):
-                span = OutputSpan(self.model, x, self.params, call=self.call, chunk_size=self.chunk_size)
+                span = OutputSpan(self.model, x, self.params, call=self.call, chunk_size=self.chunk_size,
+                                  dtype=self.dtype)
                 c = span.shrink(lam)
             torch.cuda.current_stream(x.device).wait_stream(side)
             self.state[key] = "capture" if span.closed_form else "eager"
             return c
         if state == "capture":
             try:
-                state = self.state[key] = _GraphedSpan(self.model, self.params, x, self.call)
+                state = self.state[key] = _GraphedSpan(self.model, self.params, x, self.call, self.dtype)
             except RuntimeError as err:  # a forward that cannot be captured: stay eager
                 log.warning("MinNorm-OG: CUDA graph capture failed (%s); eager", err)
                 self.state[key] = "eager"
@@ -277,32 +320,31 @@ class SpanShrinker:
         return "cuda-graphs" if any(isinstance(v, _GraphedSpan) for v in self.state.values()) else "eager"
 
     def _eager(self, x: torch.Tensor, lam: float) -> torch.Tensor:
-        return OutputSpan(self.model, x, self.params, call=self.call, chunk_size=self.chunk_size).shrink(lam)
+        return OutputSpan(self.model, x, self.params, call=self.call, chunk_size=self.chunk_size,
+                          dtype=self.dtype).shrink(lam)
 
 
 class _GraphedSpan:
     """The two captured halves of one projection, on static buffers (see ``SpanShrinker``)."""
 
-    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, call: Callable) -> None:
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, call: Callable,
+                 dtype: torch.dtype = torch.float64) -> None:
         dev = x.device
         self.x = x.detach().clone()
         self.keep = torch.ones((), device=dev)
         self.lam = torch.zeros((), device=dev)
         self.first = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.first):
-            self.span = OutputSpan(model, self.x, params, call=call)
-        self.c = torch.zeros(len(x), device=dev, dtype=self.span.outputs.dtype)
+            self.span = OutputSpan(model, self.x, params, call=call, dtype=dtype)
+        self.c = torch.zeros(len(x), device=dev, dtype=torch.float64)
         self.second = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.second):
-            self.span.update(self.c, self.keep, self.lam, retain_graph=True)
-        # the replays need only the memory (kept by the graphs' private pools), not the autograd graph: kept,
-        # its AccumulateGrad nodes would stay bound to the capture stream and sync every later backward
-        self.span.outputs = self.span.leaves = None
+        with torch.cuda.graph(self.second):  # reads the layer tensors the first graph keeps (``span.kept``)
+            self.span.update(self.c, self.keep, self.lam)
 
     def run(self, x: torch.Tensor, lam: float) -> torch.Tensor:
         self.x.copy_(x)
         self.first.replay()
-        c = solve_gram(self.span.k, self.span.b)
+        c = self.span.coefficients()
         self.c.copy_(c)
         self.keep.fill_(1.0 - lam)
         self.lam.fill_(lam)
