@@ -5,7 +5,7 @@ gradients, then θ ← θ − λ(θ − P_G θ)) + one retain-loss step. ``--pat
 (the method's path) is ``SpanShrinker``: the projection replayed from CUDA
 graphs on a GPU; ``--path hooks`` is the same computation eager, with the Gram
 part and the projection timed separately (GᵀG from closed-form per-layer
-gradients, G c from one weighted backward); ``--path vmap`` is the first
+gradients, G c from the same per-layer forms); ``--path vmap`` is the first
 implementation: G from ``torch.func.vmap(grad)``, projection tensor by tensor.
 
     python scripts/bench_minnorm.py [--n-pert 50] [--batch 128] [--size 32] [--path graphs|hooks|vmap] [--device cuda]
@@ -102,7 +102,7 @@ def main() -> None:
             if args.path == "graphs":
                 shrinker(xp, 1e-6)
             elif args.path == "hooks":
-                holder["g"].shrink(1e-6)  # spends the span's graph: ``setup`` builds a fresh one, untimed
+                holder["g"].shrink(1e-6)  # spends the span: ``setup`` builds a fresh one, untimed
             else:
                 shrink_outside_span(params, holder["g"], 1e-6, dtype=dtype)
 

@@ -49,7 +49,10 @@ def _reference_columns(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def test_g_is_built_with_batchnorm_in_eval_mode():
     """The authors build G in train mode: BatchNorm's batch statistics couple the samples (a sample's column
-    depends on which others were drawn) and the forward moves the running mean. Ours: eval mode."""
+    depends on which others were drawn) and the forward moves the running mean. Ours (the method's
+    ``OutputSpan`` and the vmap path): eval mode."""
+    from hf_unlearn.methods.minnorm_og.span import OutputSpan
+
     net = _bn_net()
     x = torch.randn(10, 3, 8, 8)
     other = torch.cat([x[:1], torch.randn(9, 3, 8, 8)])
@@ -57,18 +60,62 @@ def test_g_is_built_with_batchnorm_in_eval_mode():
     ref_a, ref_b = _reference_columns(net, x)[:, 0], _reference_columns(net, other)[:, 0]
     coupling = float((ref_a - ref_b).norm() / ref_a.norm())
     moved = float((net[1].running_mean - mean_before).norm() / mean_before.norm())
+
+    net = _bn_net()
+    mean_before = net[1].running_mean.clone()
+    params = dict(net.named_parameters())
+    spans = [OutputSpan(net, batch, params, call=_call) for batch in (x, other)]  # G's Gram, twice
     ours_a = per_sample_output_grads(net, x, call=_call)
     ours_b = per_sample_output_grads(net, other, call=_call)
     ours_coupling = max(float((ours_a[n][0] - ours_b[n][0]).abs().max()) for n in ours_a)
+    ours_moved = float((net[1].running_mean - mean_before).abs().max())
+    gram_coupling = float((spans[0].k[0, 0] - spans[1].k[0, 0]).abs() / spans[0].k[0, 0])
     print(f"\nreference: sample 0's column changes by {coupling:.1%} when the other 9 samples change, and "
-          f"two G builds move the running mean by {moved:.1%}; ours: {ours_coupling:.1e} and 0")
+          f"two G builds move the running mean by {moved:.1%}; ours: {ours_coupling:.1e} (its Gram entry "
+          f"{gram_coupling:.1e}) and {ours_moved:.1e}")
     assert coupling > 0.01 and moved > 0.001
-    assert ours_coupling < 1e-5 and net[1].training  # per_sample_output_grads restores the model's mode
+    assert ours_coupling < 1e-5 and gram_coupling < 1e-6 and ours_moved == 0.0
+    assert net[1].training  # both restore the model's mode
 
 
-def test_the_projection_comes_before_the_retain_forward():
+def test_the_engine_projects_before_the_retain_forward():
+    """MinNorm-OG's projection is the engine's ``before_step`` hook: the retain loss of the same step is
+    computed at the projected weights."""
+    from hf_unlearn.data import PixelNormalizer, Split
+    from hf_unlearn.engine import Engine, TrainSettings
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    split = Split(torch.randn(16, 3, 2, 2), torch.randint(0, 3, (16,)))
+    seen: list[tuple[str, float]] = []
+
+    def project(_model, _batch, _epoch, _step):
+        with torch.no_grad():
+            net[1].weight.mul_(0.5)
+        seen.append(("projected", float(net[1].weight.abs().sum())))
+
+    class Logits(nn.Module):  # the engine calls model(pixel_values=...).logits
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixel_values):
+            return type("Out", (), {"logits": self.inner(pixel_values)})()
+
+    def loss(model, batch, _progress):
+        seen.append(("forward", float(net[1].weight.abs().sum())))
+        x, y = batch["train"]
+        return nn.functional.cross_entropy(model(pixel_values=x).logits, y)
+
+    Engine(cpu=True).train(Logits(net), loss, TrainSettings(epochs=1, batch_size=16, lr=1e-9, momentum=0.0,
+                                                          weight_decay=0.0),
+                           PixelNormalizer.identity(), primary=("train", split), before_step=project)
+    assert [k for k, _ in seen] == ["projected", "forward"] and seen[0][1] == pytest.approx(seen[1][1])
+
+
+def test_the_authors_order_takes_the_gradient_at_the_old_weights():
     """The authors forward the retain batch, project, then back-propagate the old forward: the step taken
-    from θ_new uses ∇L(θ_old). Ours projects first, so the step uses ∇L(θ_new)."""
+    from θ_new uses ∇L(θ_old). What that costs after one projection."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 64), nn.SiLU(), nn.Linear(64, 3))
     x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))

@@ -128,67 +128,71 @@ def layer_grads(module: nn.Module, inputs: torch.Tensor, out_grads: torch.Tensor
 
 
 def weighted_sum(module: nn.Module, inputs: torch.Tensor, out_grads: torch.Tensor, c: torch.Tensor,
-                 dtype: torch.dtype = torch.float64) -> LayerGrads:
-    """Σ_i c_i g_i of ``module``'s per-sample gradients g_i, summed in ``dtype``, without forming the g_i.
+                 dtype: torch.dtype = torch.float64, names: tuple[str, ...] = ("weight", "bias")) -> LayerGrads:
+    """Σ_i c_i g_i of ``module``'s per-sample gradients g_i (those in ``names``), summed in ``dtype``, without
+    forming the g_i.
 
     A per-sample gradient is linear in the sample's output gradient, so the
     weighted sum is the layer's batch gradient for output gradients c_i δ_i:
-    one matmul for a Linear or ungrouped Conv2d weight. MinNorm-OG's shrink
-    adds λ G c with large, cancelling c_i when G is ill-conditioned; formed in
-    float32 (the weighted backward it replaces) that sum moved the retain
-    outputs ten times more than the authors' float64 QR did.
+    one matmul for a Linear weight, a convolution's weight gradient for a
+    Conv2d. MinNorm-OG's shrink adds λ G c with large, cancelling c_i when G is
+    ill-conditioned; formed in float32 (the weighted backward it replaces) that
+    sum moved the retain outputs ten times more than the authors' float64 QR did.
     """
     n = inputs.shape[0]
     d = out_grads.to(dtype) * c.to(dtype).reshape(n, *(1,) * (out_grads.ndim - 1))
     a = inputs.to(dtype)
+    bias = {k: g.sum(0) for k, g in _bias(module, d).items()} if "bias" in names and type(module) in (
+        nn.Linear, nn.Conv2d) else {}
     if type(module) is nn.Linear:
-        rows_in, rows_out = a.reshape(-1, a.shape[-1]), d.reshape(-1, d.shape[-1])
-        return {"weight": rows_out.T @ rows_in, **{k: g.sum(0) for k, g in _bias(module, d).items()}}
-    if type(module) is nn.Conv2d and module.groups == 1:
-        cols = patches(module, a)  # n, C·kh·kw, L
-        flat_out = d.flatten(2).transpose(0, 1).reshape(d.shape[1], -1)  # out, n·L
-        flat_in = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # n·L, C·kh·kw
-        weight = (flat_out @ flat_in).reshape(module.weight.shape)
-        return {"weight": weight, **{k: g.sum(0) for k, g in _bias(module, d).items()}}
-    # grouped convolutions and the norms: their per-sample gradients are small, so form and sum them (float32
-    # running statistics promote to float64 against float64 inputs)
-    return {k: g.sum(0) for k, g in RULES[type(module)][1](module, a, d).items()}
+        weight = d.reshape(-1, d.shape[-1]).T @ a.reshape(-1, a.shape[-1]) if "weight" in names else None
+        return {**({"weight": weight} if weight is not None else {}), **bias}
+    if type(module) is nn.Conv2d:
+        if "weight" not in names:
+            return bias
+        if module.groups == 1 and d[0, 0].numel() < 4:  # one output position or so: a matmul of the patches
+            cols = patches(module, a)  # n, C·kh·kw, L
+            flat_out = d.flatten(2).transpose(0, 1).reshape(d.shape[1], -1)  # out, n·L
+            weight = (flat_out @ cols.transpose(1, 2).reshape(-1, cols.shape[1])).reshape(module.weight.shape)
+        else:  # the convolution's own weight gradient: no im2col copy, no per-sample gradients (grouped ones)
+            weight = torch.nn.grad.conv2d_weight(a, module.weight.shape, d, module.stride, module.padding,
+                                                 module.dilation, module.groups)
+        return {"weight": weight, **bias}
+    # the norms: their per-sample gradients are n × channels, so form and sum them (float32 running
+    # statistics promote to float64 against float64 inputs)
+    return {k: g.sum(0) for k, g in RULES[type(module)][1](module, a, d).items() if k in names}
 
 
-def ghost_gram(module: nn.Module, inputs: torch.Tensor, out_grads: torch.Tensor, output: torch.Tensor,
-               max_entries: int = 1 << 26,
+def ghost_gram(module: nn.Module, inputs: torch.Tensor, out_grads: torch.Tensor, max_entries: int = 1 << 26,
                dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The weight's share of GᵀG and Gᵀθ without its per-sample gradients, when that is cheaper.
 
     Sample i's weight gradient is Σ_t δ_it a_itᵀ over the layer's positions t,
     so ⟨g_i, g_j⟩ = Σ_{t,s} (a_it·a_js)(δ_it·δ_js): an (nT)² product instead of
     n gradients of size D_in·D_out, far cheaper in the late, narrow-map layers
-    of a CNN (where most of the weights are). And ⟨g_i, W⟩ = Σ_t δ_it·(W a_it)
-    is δ_i against the layer's own output less its bias. Returns None for
-    anything else (grouped convolutions, wide maps) so the caller forms the
-    gradients instead.
+    of a CNN (where most of the weights are). And ⟨g_i, W⟩ = Σ_t δ_it·(W a_it),
+    with W a formed again in ``dtype`` (the forward's float32 output would
+    carry its rounding into Gᵀθ). Returns None for anything else (grouped
+    convolutions, wide maps) so the caller forms the gradients instead.
     """
     n = inputs.shape[0]
     if type(module) is nn.Linear:
         a = inputs.reshape(n, -1, inputs.shape[-1])
         d = out_grads.reshape(n, -1, out_grads.shape[-1])
-        bias_shape: tuple[int, ...] = (-1,)
     elif type(module) is nn.Conv2d and module.groups == 1 and _conv_ok(module):
         a = patches(module, inputs).transpose(1, 2)
         d = out_grads.flatten(2).transpose(1, 2)
-        bias_shape = (-1, 1, 1)
     else:
         return None
     length, d_in, d_out = a.shape[1], a.shape[2], d.shape[2]
     rows = n * length
-    ghost = rows * rows * (d_in + d_out)
-    dense = rows * d_in * d_out + n * n * d_in * d_out
+    ghost = rows * rows * (d_in + d_out) + rows * d_in * d_out  # the two Grams, then W a for Gᵀθ
+    dense = rows * d_in * d_out + n * n * d_in * d_out  # n per-sample gradients, then their Gram
     if ghost >= dense or rows * rows > max_entries:
         return None
     a, d = a.reshape(rows, d_in).to(dtype), d.reshape(rows, d_out).to(dtype)  # summed in ``dtype`` (_GramSum)
     k = ((a @ a.T) * (d @ d.T)).reshape(n, length, n, length).sum((1, 3))
-    weighted = output.detach().to(dtype)
-    if module.bias is not None:
-        weighted = weighted - module.bias.detach().to(dtype).reshape(bias_shape)
-    b = (out_grads.to(dtype) * weighted).reshape(n, -1).sum(1)
+    # ⟨g_i, W⟩ = Σ_t δ_it·(W a_it): W a formed again in ``dtype`` (the forward's own output is float32)
+    weight = module.weight.detach().to(dtype).reshape(d_out, d_in)
+    b = (d * (a @ weight.T)).reshape(n, -1).sum(1)
     return k, b

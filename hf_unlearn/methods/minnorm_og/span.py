@@ -2,7 +2,7 @@
 
 ``OutputSpan`` forms GᵀG and Gᵀθ from one forward and one backward of the n
 samples and closed-form per-layer gradients (``layer_grads``), solves the
-n × n system on the host, and gets G c from one weighted backward, so G
+n × n system on the host, and gets G c from the same per-layer forms, so G
 (n × d, 2.2 GB for a ResNet-18 at n = 50) never exists. ``SpanShrinker``
 replays the same computation from two CUDA graphs on a GPU, where the few
 hundred small kernels of one projection otherwise wait on Python.
@@ -90,20 +90,21 @@ class OutputSpan:
         gram = _GramSum(len(x), dtype=self.dtype)
         covered = set()
         for module in owners:  # one layer at a time
-            mine = [(a, o, d) for (m, a, o), d in zip(calls, out_grads, strict=True) if m is module and d is not None]
+            mine = [(a, d) for (m, a, _), d in zip(calls, out_grads, strict=True) if m is module and d is not None]
             if mine:
-                self.kept.append((module, [(a, d) for a, _, d in mine]))
+                self.kept.append((module, mine))
             ghost = None
             weight = getattr(module, "weight", None)
             if len(mine) == 1 and weight is not None and id(weight) in names:
-                a, o, d = mine[0]
-                ghost = layer_grads.ghost_gram(module, a, d, o, dtype=self.dtype)
+                a, d = mine[0]
+                ghost = layer_grads.ghost_gram(module, a, d, dtype=self.dtype)
             if ghost is not None:
                 gram.add_product(*ghost)
                 covered.add(names[id(weight)])
             grads: dict[str, torch.Tensor] = {}
-            for a, _, d in mine:
-                for local, g in layer_grads.layer_grads(module, a, d, skip_weight=ghost is not None).items():
+            for a, d in mine:  # per-sample gradients in ``dtype``: the same G as the weighted sum of G c
+                for local, g in layer_grads.layer_grads(module, a.to(self.dtype), d.to(self.dtype),
+                                                        skip_weight=ghost is not None).items():
                     grads[local] = grads[local] + g if local in grads else g  # a layer used twice: they add
             for local, g in grads.items():
                 p = getattr(module, local)
@@ -165,11 +166,11 @@ class OutputSpan:
         names = {id(p): n for n, p in self.params.items()}
         out: dict[str, torch.Tensor] = {}
         for module, pairs in self.kept:
+            wanted = tuple(local for local, p in module.named_parameters(recurse=False) if id(p) in names)
             for a, d in pairs:
-                for local, g in layer_grads.weighted_sum(module, a, d, c, self.dtype).items():
-                    name = names.get(id(getattr(module, local)))
-                    if name is not None:
-                        out[name] = out[name] + g if name in out else g  # a layer used twice: they add
+                for local, g in layer_grads.weighted_sum(module, a, d, c, self.dtype, wanted).items():
+                    name = names[id(getattr(module, local))]
+                    out[name] = out[name] + g if name in out else g  # a layer used twice: they add
         for name, g in self.rest_grads.items():
             out[name] = (c.to(self.dtype) @ g.reshape(len(c), -1).to(self.dtype)).reshape(g.shape[1:])
         return out
@@ -277,8 +278,8 @@ class SpanShrinker:
     finishes each faster than Python launches the next, so the eager
     projection costs several retain steps while the GPU idles. The first call
     for an input shape runs eagerly (the warm-up a capture needs); the second
-    captures (1) forward, backward and the Gram sums and (2) the weighted
-    backward and the update, then replays them: only the n × n solve runs on
+    captures (1) forward, backward and the Gram sums and (2) G c and the
+    update, then replays them: only the n × n solve runs on
     the host in between. Parameters outside the closed forms (vmap), a CPU, or
     a capture that fails keep the eager path.
     """
