@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .api import UnlearnResult, run, unlearn
+from .compare import Comparison, compare
 from .config import DataSource, ForgetSpec, ModelSource, RunConfig, RunOptions
 from .errors import Cancelled, UnlearnError
 from .methods import available_methods, get_method, run_method
@@ -12,7 +13,7 @@ from .report import UnlearnReport
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cancelled", "DataSource", "ForgetSpec", "ModelSource", "PushInfo", "RunConfig", "RunOptions", "UnlearnError",
-    "UnlearnReport", "UnlearnResult", "available_methods", "get_method", "push_to_hub", "run", "run_method",
-    "unlearn",
+    "Cancelled", "Comparison", "DataSource", "ForgetSpec", "ModelSource", "PushInfo", "RunConfig", "RunOptions",
+    "UnlearnError", "UnlearnReport", "UnlearnResult", "available_methods", "compare", "get_method", "push_to_hub",
+    "run", "run_method", "unlearn",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from .metrics.registry import card_metrics, gap_metrics, shown_columns
 from .report import UnlearnReport
+from .verdict import reference_line, verdict
 
 #: model-index entries are grouped by split, in this order (the Hub would otherwise merge the splits' results)
 SPLIT_ORDER = ("forget", "retain", "test")
@@ -83,6 +84,9 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
         gap = (f"Avg.Gap to the retrained reference (mean |Δ| over {gap_over}): "
                f"**{report.avg_gap.get('unlearned', float('nan')):.2f}** (original model: "
                f"{report.avg_gap.get('original', float('nan')):.2f}).")
+        if (report.retrain or {}).get("recipe_source") == "default":
+            gap += (" **The original training recipe is unknown**: Retrain used hf-unlearn's default recipe, "
+                    "so Avg.Gap is the distance to a model trained with that guess.")
     rule = get_kind(f["kind"]).test_rule if f.get("kind") in available_kinds() else None
     rte = f"{report.rte_s:.1f} s"
     if report.rte_fraction:
@@ -97,13 +101,15 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
         "sizes": (f"{report.data.get('n_forget')} forget / {report.data.get('n_retain')} retain / "
                   f"{report.data.get('n_test')} test rows" + (f" (TA is measured on {rule})" if rule else "")),
         "settings": json.dumps(settings, indent=2, default=str),
-        "seed": str(report.seed),
+        "seed": report.seeds_text(),
         "table": report.markdown(),
         "intro": intro,
         "glossary": "\n".join(f"- **{m.label}**: {m.meaning} ({DIRECTION_PHRASES[m.direction]})."
                               for m in shown_columns(report.metrics.values())),
         "gap": gap,
         "rte": rte,
+        "reference": reference_line(report) if report.retrain else "",
+        "verdict": verdict(report),
         "versions": ", ".join(f"{k} {v}" for k, v in report.versions.items()),
     }
 
@@ -120,10 +126,12 @@ it was edited to forget part of its training data.
 - Training data: {{ dataset }}
 - Forgotten: {{ forget }}
 - Sizes: {{ sizes }}
-- Seed: {{ seed }}
+- Seeds: {{ seed }}
 - Unlearning time: {{ rte }}
 
 ## Results
+
+**Verdict:** {{ verdict }}.
 
 {{ intro }}
 
@@ -132,6 +140,8 @@ it was edited to forget part of its training data.
 {{ table }}
 
 {{ gap }}
+
+{{ reference }}
 
 ## Method settings
 

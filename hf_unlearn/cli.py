@@ -69,12 +69,16 @@ def section_inputs() -> dict[str, tuple[F.Input, ...]]:
     return {name: F.field_inputs(cls) for name, cls in SECTIONS.items()}
 
 
+#: the run configuration's top-level fields with flags of their own (the recipe has --retrain-set)
+REFERENCE_FIELDS = ("method", "reference", "retrain_from", "retrain_base")
+
+
 def config_inputs() -> tuple[F.Input, ...]:
     """The run configuration's own flags: the sources, the execution options, the method and the reference."""
     from .config import RunConfig
 
     return (*(i for inputs in section_inputs().values() for i in inputs),
-            *F.field_inputs(RunConfig, only=("method", "reference")))
+            *F.field_inputs(RunConfig, only=REFERENCE_FIELDS))
 
 
 def kind_inputs() -> tuple[F.Input, ...]:
@@ -103,7 +107,7 @@ def add_run_flags(r: Any) -> None:
     from .config import RunConfig
     from .forget import common_inputs, form_name
 
-    sections, top = section_inputs(), {i.name: i for i in F.field_inputs(RunConfig, only=("method", "reference"))}
+    sections, top = section_inputs(), {i.name: i for i in F.field_inputs(RunConfig, only=REFERENCE_FIELDS)}
     add_input_flags(r.add_argument_group("model and dataset"), sections["model"] + sections["data"])
     forget = r.add_argument_group("what to forget (choose one kind)")
     add_input_flags(forget, kind_inputs(), dest=lambda inp: form_name(inp.name))
@@ -111,7 +115,7 @@ def add_run_flags(r: Any) -> None:
     method = r.add_argument_group("method and reference")
     add_input_flags(method, (top["method"], *shortcut_inputs()))
     method.add_argument("--set", action="append", metavar="KEY=VALUE", help="any method setting (repeatable)")
-    add_input_flags(method, (top["reference"],))
+    add_input_flags(method, (top["reference"], top["retrain_from"], top["retrain_base"]))
     recipe = next(f for f in dataclasses.fields(RunConfig) if f.name == "retrain_settings")
     method.add_argument(F.flag_of(recipe), dest="retrain_set", action="append", metavar="KEY=VALUE",
                         help=F.meta(recipe, "help"))
@@ -133,11 +137,12 @@ def _progress_printer() -> Any:
     last = {"key": None}
 
     def show(event: dict[str, Any]) -> None:
-        key = (event.get("phase"), event.get("epoch"))
+        key = (event.get("task"), event.get("phase"), event.get("epoch"))
         if event.get("step") and event["step"] % max(1, event["steps"] // event["epochs"]) == 0 \
                 and key != last["key"]:
             last["key"] = key
-            print(f"  {event['phase']}: epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}",
+            task = f"[{event['task'] + 1}/{event['tasks']} {event['task_name']}] " if "task" in event else ""
+            print(f"  {task}{event['phase']}: epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}",
                   file=sys.stderr, flush=True)
 
     return show
@@ -161,6 +166,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"saved to {path}")
     if args.push_to:
         _push(path, args.push_to, args)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import DEFAULT_SEEDS, run_comparison
+    from .config import RunConfig
+
+    if args.method or args.reference:
+        raise UnlearnError("compare takes --methods (several, separated by commas) and always measures against "
+                           "Retrain: drop --method / --reference")
+    keywords = keywords_from_args(args)
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    if not methods:
+        raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
+    from .config import TOP_LEVEL, config_keywords
+
+    settings = {k: v for k, v in keywords.items() if k not in config_keywords() and k not in TOP_LEVEL}
+    for k in settings:
+        keywords.pop(k)
+    keywords.setdefault("seeds", DEFAULT_SEEDS)
+    keywords.update(method=methods[0], reference="retrain")
+    config = RunConfig.from_keywords(**keywords)
+    out = Path(args.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise UnlearnError(f"output directory '{out}' already exists and is not empty: "
+                           "choose another or pass --overwrite")
+    comparison = run_comparison(config, methods, settings, token=args.token or os.environ.get("HF_TOKEN"),
+                                progress=None if args.quiet else _progress_printer())
+    if not _is_main_process():
+        return 0
+    comparison.save(out, overwrite=args.overwrite)
+    print(comparison.markdown())
+    print(f"saved comparison.json, comparison.md and pareto.png to {out}")
     return 0
 
 
@@ -223,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--push-to", metavar="REPO", help="after saving, push the checkpoint to this Hub repo")
     _push_flags(out)
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="run several methods × seeds on one request against shared Retrain "
+                       "references; write comparison.json, comparison.md and pareto.png")
+    add_run_flags(c)
+    c.add_argument("--methods", default="rbm,minnorm-og,salun,ft",
+                   help="methods to compare, separated by commas (default rbm,minnorm-og,salun,ft); --set KEY=VALUE "
+                        "sets every method that has KEY, --set METHOD.KEY=VALUE one method")
+    cout = c.add_argument_group("output")
+    cout.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    cout.add_argument("--output", required=True, help="directory for comparison.json, comparison.md, pareto.png")
+    cout.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    cout.add_argument("--quiet", action="store_true", help="no progress lines")
+    c.set_defaults(func=cmd_compare)
 
     pu = sub.add_parser("push", help="push a saved output folder to the Hub (one atomic commit, with a model card)")
     pu.add_argument("dir", help="the --output folder of `hf-unlearn run`")

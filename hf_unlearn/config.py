@@ -25,6 +25,17 @@ from .fields import doc
 from .forget import ForgetSpec
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
+#: where Retrain starts (see :func:`hf_unlearn.reference.resolve_start`)
+RETRAIN_FROM = ("auto", "base", "scratch")
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` (or ``"0 1 2"``) as seeds; a one-line error for anything else."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise UnlearnError(f"seeds must be integers separated by commas (0,1,2), got '{text}'") from None
 
 
 @dataclass(frozen=True)
@@ -66,17 +77,39 @@ class RunOptions:
     """How a run is executed, as opposed to what it does."""
 
     seed: int = doc(0, "seed of the method, the reference and the metrics' draws", app="run", label="seed")
+    #: several seeds: each runs the method against its own Retrain; the report gives mean ± std and each seed's
+    seeds: tuple[int, ...] | None = doc(None, "several seeds, e.g. 0,1,2: each runs the method and its own Retrain "
+                                        "reference; the report gives mean ± std (overrides --seed)",
+                                        parse=parse_seeds, app="run", label="seeds (e.g. 0,1,2; empty: the seed)",
+                                        widget={"placeholder": "one seed"})
     mixed_precision: str = doc("no", "mixed precision of training and evaluation", choices=MIXED_PRECISION,
                                app="run", label="mixed precision")
     cpu: bool = doc(False, "run on the CPU even if a GPU is present")
     eval_batch_size: int = doc(256, "batch size of evaluation")
     cache_dir: str | None = doc(None, "where decoded tensors are cached")
     reinit_head: bool = doc(False, "new classification head for the dataset's labels")
+    cache_references: bool = doc(True, "reuse a cached Retrain reference of the same request, recipe, start and "
+                                 "seed (stored under the hf-unlearn cache, HF_UNLEARN_CACHE_MB bounds it)")
 
     def __post_init__(self) -> None:
         F.check_choice(self.mixed_precision, _field(RunOptions, "mixed_precision"), "mixed_precision")
         if self.eval_batch_size <= 0:
             raise UnlearnError(f"eval_batch_size must be positive, got {self.eval_batch_size}")
+        if self.seeds is not None:
+            seeds = (self.seeds,) if isinstance(self.seeds, int) else self.seeds
+            if isinstance(seeds, str):
+                seeds = parse_seeds(seeds)
+            if not isinstance(seeds, (list, tuple)) or not all(
+                    isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+                raise UnlearnError(f"seeds must be integers, e.g. (0, 1, 2); got {self.seeds!r}")
+            if len(set(seeds)) != len(seeds):
+                raise UnlearnError(f"seeds must differ from each other, got {', '.join(map(str, seeds))}")
+            object.__setattr__(self, "seeds", tuple(seeds) or None)
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds a run uses: ``seeds`` when given, else ``seed`` alone."""
+        return self.seeds or (self.seed,)
 
 
 def _field(cls: type, name: str) -> dataclasses.Field:
@@ -108,6 +141,16 @@ class RunConfig:
     #: the Retrain recipe (overrides, held as the ``retrain`` method's checked settings) when reference="retrain"
     retrain_settings: Any = doc(None, "the Retrain recipe, KEY=VALUE settings of the retrain method",
                                 flag="--retrain-set")
+    #: where Retrain starts: from scratch, from the pre-trained base the model was fine-tuned from, or auto
+    retrain_from: str = doc("auto", "where Retrain starts: base (the pre-trained checkpoint the model card names "
+                            "as base_model, or --retrain-base), scratch (random initialisation), or auto (base when "
+                            "the model declares one, else scratch)", choices=RETRAIN_FROM, app="run",
+                            label="Retrain from")
+    retrain_base: str | None = doc(None, "the pre-trained checkpoint (Hub id or folder) Retrain starts from; "
+                                   "default: the model card's base_model", app="details",
+                                   label="Retrain base (default: the card's base_model)")
+    #: "given" when the Retrain recipe was given (the original's), "default" when it is hf-unlearn's guess
+    recipe_source: str | None = field(default=None, compare=False)
     #: the reference report, read once when ``reference`` names one
     reference_report: Any = field(default=None, compare=False, repr=False)
 
@@ -122,6 +165,9 @@ class RunConfig:
         method = get_method(self.method)
         object.__setattr__(self, "method", method.name)
         object.__setattr__(self, "settings", _checked(method, self.settings))
+        F.check_choice(self.retrain_from, _field(RunConfig, "retrain_from"), "retrain_from")
+        if self.recipe_source is None:
+            object.__setattr__(self, "recipe_source", "default" if self.retrain_settings is None else "given")
         recipe = _checked(get_method("retrain"), self.retrain_settings) if self.reference == "retrain" else None
         object.__setattr__(self, "retrain_settings", recipe)
         object.__setattr__(self, "reference_report", load_reference(self.reference))
@@ -154,7 +200,8 @@ class RunConfig:
                  for section, values in parts.items()}
         return cls(model=built["model"], data=built["data"], forget=as_forget_spec(top["forget"]),
                    method=top.get("method") or "ft", settings=settings, options=built["options"],
-                   reference=top.get("reference"), retrain_settings=top.get("retrain_settings"))
+                   reference=top.get("reference"), retrain_settings=top.get("retrain_settings"),
+                   retrain_from=top.get("retrain_from") or "auto", retrain_base=top.get("retrain_base") or None)
 
 
 def _checked(method: Any, settings: Any) -> Any:
@@ -187,7 +234,7 @@ def load_reference(reference: Any) -> Any:
 
 
 #: ``RunConfig`` fields that are keywords themselves (the sections' fields are spread out)
-TOP_LEVEL = ("forget", "method", "reference", "retrain_settings")
+TOP_LEVEL = ("forget", "method", "reference", "retrain_settings", "retrain_from", "retrain_base")
 
 
 def config_keywords() -> dict[str, tuple[str, dataclasses.Field]]:

@@ -449,6 +449,13 @@ class LabelledSplits:
         return (Split.of(train_px, torch.from_numpy(self.train_labels)),
                 Split.of(test_px, torch.from_numpy(self.test_labels)), normalizer)
 
+    def identity(self, processor: Any, num_channels: int) -> dict[str, Any]:
+        """What the two splits' tensors are made of (the tensor cache's keys: content fingerprint, column,
+        processor and channels), for keys of results computed from them (the Retrain reference cache)."""
+        return {"train": [self.train_split, _cache_key(self.train_ds, self.image_column, processor, num_channels)],
+                "test": [self.test_split, _cache_key(self.test_ds, self.image_column, processor, num_channels)],
+                "label_column": self.label_column, "class_names": list(self.class_names)}
+
     def training(self) -> TrainingSplit:
         """The training split as a forget kind selects from it."""
         return TrainingSplit(self.train_ds, self.train_labels, self.class_names)

@@ -211,6 +211,23 @@ class Engine:
         return {name: tuple(t.tensor_split(self.world)[self.rank] for t in xy) if len(xy[1]) >= self.world else xy
                 for name, xy in batch.items()}
 
+    @property
+    def is_main(self) -> bool:
+        """The process that writes (files, cache entries); the only one in a single-process run."""
+        return self.rank == 0
+
+    def all_agree(self, flag: bool) -> bool:
+        """``flag`` on every process (always ``flag`` in a single process).
+
+        A choice that decides whether collective work runs (a cached Retrain reference instead of training it)
+        must be the same on every rank, or the ranks that skip it leave the others waiting forever.
+        """
+        if self.world == 1:
+            return flag
+        from accelerate.utils import gather_object
+
+        return all(gather_object([bool(flag)]))
+
     def synchronize(self) -> None:
         """Wait for the device's queued work (timings of GPU work are meaningless without it)."""
         if self.device.type == "cuda":

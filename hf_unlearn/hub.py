@@ -193,11 +193,12 @@ def hub_error_message(exc: BaseException, what: str, source: str, revision: str 
 
 
 def load_model(source: ModelSource, *, token: str | None = None, num_labels: int | None = None,
-               id2label: dict[int, str] | None = None) -> tuple[Any, Any, Resolved]:
+               id2label: dict[int, str] | None = None, processor: bool = True) -> tuple[Any, Any, Resolved]:
     """Load an image classifier and its processor; optionally replace the head.
 
     ``num_labels``/``id2label`` re-initialise the classification head for a
     dataset whose classes differ (the user asked for it explicitly).
+    ``processor=False``: the model alone (a pre-trained base whose inputs the run's own processor makes).
     """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -208,7 +209,8 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
                       label2id={v: k for k, v in (id2label or {}).items()}, ignore_mismatched_sizes=True)
     def fetch() -> tuple[Any, Any]:
         return (AutoModelForImageClassification.from_pretrained(source.id, **kwargs),
-                AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token))
+                AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token)
+                if processor else None)
 
     try:
         model, processor = fetch() if local else with_retries(fetch, "model", source.id)
@@ -232,6 +234,35 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
         raise UnlearnError(hub_error_message(exc, "model", source.id, source.revision)) from exc
     commit = None if local else _model_commit(source, token, model)
     return model, processor, Resolved(source.id, source.revision, commit, local)
+
+
+def declared_base(source: ModelSource, local: bool, token: str | None = None, depth: int = 3) -> str | None:
+    """The pre-trained checkpoint a model card names as ``base_model`` (the first of several), or None.
+
+    An hf-unlearn card (tag ``machine-unlearning``) names the model that was unlearned, not the pre-trained
+    base, so the search follows it to that model's own card (at most ``depth`` steps).
+    """
+    from huggingface_hub import ModelCard, hf_hub_download
+
+    try:
+        if local:
+            path = Path(source.id) / "README.md"
+            if not path.is_file():
+                return None
+        else:
+            path = with_retries(lambda: hf_hub_download(source.id, "README.md", revision=source.revision,
+                                                        token=token), "model card", source.id)
+        data = ModelCard.load(path, ignore_metadata_errors=True).data
+    except UnlearnError:
+        raise
+    except Exception:  # noqa: BLE001 - no card (or none readable) declares no base
+        return None
+    base = data.base_model[0] if isinstance(data.base_model, list) and data.base_model else data.base_model
+    if not base:
+        return None
+    if "machine-unlearning" in (data.tags or []) and depth > 0:
+        return declared_base(ModelSource(str(base)), check_source("model", str(base), "a model"), token, depth - 1)
+    return str(base)
 
 
 def _model_commit(source: ModelSource, token: str | None, model: Any) -> str | None:

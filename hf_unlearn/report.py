@@ -20,8 +20,9 @@ import numpy as np
 
 from .errors import UnlearnError
 
-#: 2: the forget record holds its kind's fields only (1 held every kind's, unused ones null); 1 still loads
-SCHEMA_VERSION = 2
+#: 3: the Retrain reference's record (``retrain``) and several seeds (``seeds``, ``per_seed``, ``*_std``);
+#: 2: the forget record holds its kind's fields only (1 held every kind's, unused ones null). 1 and 2 still load
+SCHEMA_VERSION = 3
 
 def library_versions() -> dict[str, str]:
     """Versions of everything that shapes the numbers."""
@@ -52,6 +53,16 @@ class UnlearnReport:
     rte_s: float = 0.0
     retrain_s: float | None = None
     reference: str | None = None
+    #: how the Retrain reference was made: {"from": "scratch"|"base", "base": {id, commit, ...}, "named_by",
+    #: "recipe", "recipe_source": "given"|"default", "cached", "seconds"}
+    retrain: dict[str, Any] | None = None
+    #: several seeds: the seeds, and each seed's {seed, metrics, avg_gap, rte_s, retrain_s, retrain};
+    #: ``metrics``, ``avg_gap`` and ``rte_s`` then hold the means and ``*_std`` the standard deviations
+    seeds: list[int] | None = None
+    per_seed: list[dict[str, Any]] | None = None
+    metrics_std: dict[str, dict[str, Any] | None] | None = None
+    avg_gap_std: dict[str, float] | None = None
+    rte_s_std: float | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
@@ -74,6 +85,8 @@ class UnlearnReport:
         version = d.get("schema_version")
         if version == 1:
             d = _upgrade_v1(d)
+        elif version == 2:  # schema 3 only added fields
+            d = {**d, "schema_version": SCHEMA_VERSION}
         elif version != SCHEMA_VERSION:
             raise UnlearnError(
                 f"report schema version {version} is not {SCHEMA_VERSION}: re-run with this version"
@@ -99,32 +112,74 @@ class UnlearnReport:
 
     def table_rows(self) -> tuple[list[str], list[list[Any]]]:
         """The metrics table as headers and rows of raw values: a column per registered table metric that has
-        a value in some row, then Avg.Gap. The markdown table and the app's table are both this."""
+        a value in some row, then Avg.Gap. Over several seeds the values are the means (:meth:`table_std`)."""
         from .metrics.registry import shown_columns
 
         cols = shown_columns(self.metrics.values())
         rows = [[self.model_label(name)] + [m.get(c.key) for c in cols] + [(self.avg_gap or {}).get(name)]
                 for name, m in self.metrics.items() if m]
-        return ["model", *(c.label for c in cols), "Avg.Gap"], rows
+        return ["model", *(c.label for c in cols), self.gap_label()], rows
 
-    def markdown(self) -> str:
-        """The metrics table (original, unlearned, reference) with Avg.Gap."""
+    def gap_label(self) -> str:
+        """"Avg.Gap", or a label that says Retrain's recipe was hf-unlearn's guess (never the original's)."""
+        if (self.retrain or {}).get("recipe_source") == "default":
+            return "Avg.Gap (Retrain with a default recipe: original unknown)"
+        return "Avg.Gap"
+
+    def table_std(self) -> list[list[Any]] | None:
+        """The standard deviations over seeds of :meth:`table_rows`' cells (None for a single seed)."""
+        from .metrics.registry import shown_columns
+
+        if not self.metrics_std:
+            return None
+        cols = shown_columns(self.metrics.values())
+        return [[self.model_label(name)] + [(self.metrics_std.get(name) or {}).get(c.key) for c in cols]
+                + [(self.avg_gap_std or {}).get(name)] for name, m in self.metrics.items() if m]
+
+    def table_cells(self) -> tuple[list[str], list[list[str]]]:
+        """The table as text: two decimals, "mean ± std" over several seeds, "–" where a value is missing."""
         from .metrics.registry import fmt
 
         headers, rows = self.table_rows()
+        spread = self.table_std()
+        cells = []
+        for i, row in enumerate(rows):
+            cells.append([row[0], *(fmt(v) if spread is None or v is None or spread[i][j + 1] is None
+                                    else f"{fmt(v)} ± {fmt(spread[i][j + 1])}" for j, v in enumerate(row[1:]))])
+        return headers, cells
+
+    def markdown(self) -> str:
+        """The metrics table (original, unlearned, reference) with Avg.Gap."""
+        headers, rows = self.table_cells()
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join([row[0], *(fmt(v) for v in row[1:])]) + " |" for row in rows]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
 
+    def seeds_text(self) -> str:
+        """"seed 0", or "seeds 0, 1, 2 (mean ± std)"."""
+        if self.seeds and len(self.seeds) > 1:
+            return f"seeds {', '.join(map(str, self.seeds))} (mean ± std)"
+        return f"seed {self.seed}"
+
+    def rte_text(self) -> str:
+        """The unlearning time, and its share of retraining when a retrain was timed."""
+        text = f"{self.rte_s:.2f} s" + (f" ± {self.rte_s_std:.2f}" if self.rte_s_std is not None else "")
+        if self.rte_fraction:
+            text += f" = {self.rte_fraction:.1%} of retraining ({self.retrain_s:.2f} s)"
+        return text
+
     def summary(self) -> str:
-        """A few lines for the terminal."""
+        """A few lines for the terminal: the request, the table, the reference, the time and the verdict."""
+        from .verdict import reference_line, verdict
+
         fc = self.forget
         out = [f"method {self.method} | forget {fc.get('description')} | "
                f"{self.data.get('n_forget')} forget / {self.data.get('n_retain')} retain / "
-               f"{self.data.get('n_test')} test rows | seed {self.seed}",
-               self.markdown(),
-               f"unlearning time (RTE): {self.rte_s:.2f} s"
-               + (f" = {self.rte_fraction:.1%} of retrain ({self.retrain_s:.2f} s)" if self.rte_fraction else "")]
+               f"{self.data.get('n_test')} test rows | {self.seeds_text()}",
+               self.markdown()]
+        if self.retrain:
+            out.append(reference_line(self))
+        out += [f"unlearning time (RTE): {self.rte_text()}", f"verdict: {verdict(self)}"]
         return "\n".join(out)
 
     def plot_per_class(self, path: str | Path) -> Path:

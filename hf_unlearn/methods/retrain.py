@@ -1,4 +1,10 @@
-"""Retrain: the gold standard. Re-initialise and train on D_r alone with the original recipe."""
+"""Retrain: the gold standard. Train on D_r alone with the original recipe, from where the original started.
+
+A model trained from scratch is re-initialised (``init="random"``); a
+fine-tune of a pre-trained checkpoint is retrained from that checkpoint with a
+new head, which the caller hands over as the model (``init="given"``, see
+:mod:`hf_unlearn.reference`): the method itself never loads anything.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from torch import nn
 
 from ..data import PixelNormalizer, Split
 from ..engine import Engine
+from ..errors import UnlearnError
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
@@ -18,6 +25,13 @@ class RetrainSettings(BaseSettings):
     lr_schedule: str = doc("cosine", "the original recipe's schedule")
     bn_policy: str = doc("train", "BatchNorm statistics are learned from scratch")
     augment: str = doc("none", "the original recipe's augmentation (flip_crop for CIFAR)")
+    init: str = doc("random", "random: re-initialise the model; given: train the model handed over (a pre-trained "
+                    "base with a new head; set by retrain_from, not by hand)", choices=("random", "given"))
+
+    def check(self) -> None:
+        super().check()
+        if self.init not in ("random", "given"):
+            raise UnlearnError(f"retrain setting init must be random or given, got '{self.init}'")
 
 
 def reinitialise(model: nn.Module, seed: int) -> nn.Module:
@@ -37,7 +51,8 @@ def fit_classifier(engine: Engine, model: nn.Module, split: Split, normalizer: P
 
 
 def run(ctx: MethodContext, settings: RetrainSettings) -> nn.Module:
-    ctx.model = reinitialise(ctx.model, ctx.seed).to(ctx.engine.device)
+    if settings.init == "random":
+        ctx.model = reinitialise(ctx.model, ctx.seed).to(ctx.engine.device)
     fit_classifier(ctx.engine, ctx.model, ctx.data.retain, ctx.data.normalizer, settings, ctx.seed, "retrain")
     return finish(ctx, settings)
 

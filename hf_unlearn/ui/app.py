@@ -13,17 +13,30 @@ in the page.
 from __future__ import annotations
 
 import os
-import queue
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
+from ..verdict import reference_line, verdict
 from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
-from .jobs import Job, log_line
-from .views import forget_gallery, metric_headers, metrics_table, mia_histogram, settings_rows
+from .jobs import Job, follow
+from .views import (
+    comparison_headers,
+    comparison_table,
+    comparison_verdicts,
+    forget_gallery,
+    history_choices,
+    metric_headers,
+    metrics_table,
+    mia_histogram,
+    remember,
+    settings_rows,
+)
 
 RUN_CONCURRENCY = "unlearning-job"
+#: the Compare view's first choice: the two seed methods and the strongest baseline
+COMPARE_DEFAULT = ("rbm", "minnorm-og", "salun")
 
 
 def on_space() -> bool:
@@ -49,6 +62,7 @@ def build_app() -> Any:
     import gradio as gr
 
     from ..forget import available_kinds
+    from ..methods import available_methods
 
     with gr.Blocks(title="hf-unlearn") as app:
         session = gr.State({})
@@ -81,17 +95,44 @@ def build_app() -> Any:
             form["settings"] = gr.Dataframe(settings_rows(form["method"].value), interactive=True, wrap=True,
                                             headers=["setting", "value", "meaning"])
         with gr.Row():
-            run_btn = gr.Button("Unlearn", variant="primary", elem_id="run")
-            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
-        status = gr.Markdown(elem_id="status")
-        log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True)
-        table = gr.Dataframe(headers=metric_headers(), label="Metrics (%)", elem_id="metrics", interactive=False)
-        metrics_json = gr.JSON(label="Metrics (JSON)", visible=False)
-        with gr.Row():
-            per_class = gr.Image(label="Per-class test accuracy", type="filepath", elem_id="per-class")
-            mia = gr.Image(label="MIA confidence histograms", type="filepath")
-        gallery = gr.Gallery(label="Forget-set images: prediction before → after", columns=8, height="auto")
-        report_file = gr.File(label="Report (JSON)")
+            history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
+                                  elem_id="history", interactive=True, scale=4)
+        with gr.Tabs(elem_id="views") as views:
+            with gr.Tab("Unlearn", id="unlearn"):
+                with gr.Row():
+                    run_btn = gr.Button("Unlearn", variant="primary", elem_id="run")
+                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                status = gr.Markdown(elem_id="status")
+                log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True)
+                table = gr.Dataframe(headers=metric_headers(), label="Metrics (%)", elem_id="metrics",
+                                     interactive=False)
+                metrics_json = gr.JSON(label="Metrics (JSON)", visible=False)
+                with gr.Row():
+                    per_class = gr.Image(label="Per-class test accuracy", type="filepath", elem_id="per-class")
+                    mia = gr.Image(label="MIA confidence histograms", type="filepath")
+                gallery = gr.Gallery(label="Forget-set images: prediction before → after", columns=8,
+                                     height="auto")
+                report_file = gr.File(label="Report (JSON)")
+            with gr.Tab("Compare methods", id="compare"):
+                gr.Markdown("Runs every chosen method on the request above, each seed against the same Retrain "
+                            "reference (trained once per seed, or read from the cache). Seeds: the **seeds** box "
+                            "above (empty: the seed alone); epochs and batch size apply to every method.")
+                with gr.Row():
+                    compare_methods = gr.CheckboxGroup(available_methods(), value=list(COMPARE_DEFAULT),
+                                                       label="Methods to compare", elem_id="compare-methods",
+                                                       scale=4)
+                    compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=1)
+                    compare_cancel = gr.Button("Cancel", variant="stop", elem_id="compare-cancel", scale=1)
+                compare_status = gr.Markdown(elem_id="compare-status")
+                compare_log = gr.Textbox(label="Log", lines=4, max_lines=10, autoscroll=True)
+                compare_table = gr.Dataframe(headers=comparison_headers(), label="Comparison (mean ± std over "
+                                             "the seeds; metrics in %)", elem_id="compare-table",
+                                             interactive=False, wrap=True)
+                with gr.Row():
+                    pareto = gr.Image(label="Avg.Gap against unlearning time (lower left is better)",
+                                      type="filepath", elem_id="pareto", scale=3)
+                    verdicts = gr.Markdown(elem_id="compare-verdicts")
+                compare_files = gr.File(label="comparison.json, comparison.md, pareto.png", file_count="multiple")
         with gr.Accordion("Push to the Hub", open=True):
             with gr.Row():
                 if on_space():
@@ -122,48 +163,96 @@ def build_app() -> Any:
             return (*picked, info, f"Dataset has {len(names)} classes.")
 
         def on_run(state: dict, progress: Any = gr.Progress(), **values: Any):
+            from ..api import run
             from ..config import RunConfig
 
             state = dict(state or {})
             state.pop("result", None)
             empty = (None, None, None, None, None)  # table, metrics JSON, two plots, report file
+            keep = gr.update()
             try:
                 config = RunConfig.from_keywords(**keywords_from_form(values))
             except UnlearnError as exc:
-                yield (state, f"**Error:** {exc}", "", *empty, [])
+                yield (state, f"**Error:** {exc}", "", *empty, [], keep)
                 return
-            job = Job(config).start()
+            job = Job(lambda **kw: run(config, **kw)).start()
             state["job"] = job
             lines: list[str] = []
-            yield (state, "Running…", "", *empty, [])
-            try:
-                while True:
-                    try:
-                        ev = job.events.get(timeout=0.5)
-                    except queue.Empty:
-                        continue
-                    if ev is None:
-                        break
-                    progress((ev["step"], ev["steps"]), desc=f"{ev['phase']} epoch {ev['epoch']}/{ev['epochs']}")
-                    if ev["step"] == ev["steps"] or ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0:
-                        lines.append(log_line(ev))
-                        yield (state, "Running…", "\n".join(lines[-200:]), *empty, [])
-            finally:
-                job.cancel.set()  # a cancelled or closed page stops the worker too
+            yield (state, "Running…", "", *empty, [], keep)
+            for text in follow(job, progress, lines):
+                yield (state, "Running…", text, *empty, [], keep)
             if job.error:
-                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, [])
+                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, [], keep)
                 return
             result = job.result
-            state["result"] = result
             out = Path(tempfile.mkdtemp(prefix="hf-unlearn-ui-"))
             report = result.report
             (out / "unlearning_report.json").write_text(report.to_json())
-            plot = report.plot_per_class(out / "per_class.png")
-            hist = mia_histogram(result, out / "mia.png")
             lines.append(f"done: unlearning took {report.rte_s:.1f} s")
-            yield (state, f"Done: {report.method}, forget {report.forget.get('description')}.",
-                   "\n".join(lines), metrics_table(report), report.to_dict()["metrics"], str(plot), str(hist),
-                   str(out / "unlearning_report.json"), forget_gallery(result))
+            shown = (f"Done: {report.method}, forget {report.forget.get('description')}."
+                     f"\n\n**Verdict** ({report.seeds_text()}): {verdict(report)}." + (f"\n\n{reference_line(report)}." if report.retrain
+                                                              else ""),
+                     "\n".join(lines), metrics_table(report), report.to_dict()["metrics"],
+                     str(report.plot_per_class(out / "per_class.png")), str(mia_histogram(result, out / "mia.png")),
+                     str(out / "unlearning_report.json"), forget_gallery(result))
+            entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
+                             f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
+                                                        if report.avg_gap else ""), "unlearn", shown, result)
+            state["result"] = result
+            yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
+
+        def on_compare(state: dict, methods: list[str], progress: Any = gr.Progress(), **values: Any):
+            from ..compare import run_comparison
+            from ..config import RunConfig
+
+            state = dict(state or {})
+            empty = (None, None, "", None)  # table, plot, verdicts, files
+            keep = gr.update()
+            try:
+                keywords = keywords_from_form(values, per_method=False)
+                if not methods:
+                    raise UnlearnError("choose at least one method to compare")
+                config = RunConfig.from_keywords(**{**keywords, "method": methods[0], "reference": "retrain"})
+                shared = {k: v for k, v in keywords.items() if k in SHORTCUTS}
+            except UnlearnError as exc:
+                yield (state, f"**Error:** {exc}", "", *empty, keep)
+                return
+            job = Job(lambda **kw: run_comparison(config, methods, shared, **kw)).start()
+            state["job"] = job
+            lines: list[str] = []
+            yield (state, "Comparing…", "", *empty, keep)
+            for text in follow(job, progress, lines):
+                yield (state, "Comparing…", text, *empty, keep)
+            if job.error:
+                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, keep)
+                return
+            comparison = job.result
+            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-compare-")) / "comparison"
+            comparison.save(out)
+            lines.append(f"done: {len(methods)} methods × {len(comparison.seeds)} seeds in "
+                         f"{comparison.seconds:.1f} s")
+            shown = (f"Done: {', '.join(methods)}; forget {comparison.first.forget.get('description')}; seeds "
+                     f"{', '.join(map(str, comparison.seeds))}; {comparison.seconds:.1f} s.",
+                     "\n".join(lines), comparison_table(comparison), str(out / "pareto.png"),
+                     comparison_verdicts(comparison),
+                     [str(out / name) for name in ("comparison.json", "comparison.md", "pareto.png")])
+            entry = remember(state, f"compare {', '.join(methods)}, forget "
+                             f"{comparison.first.forget.get('description')}, seeds "
+                             f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None)
+            yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
+
+        def on_open(state: dict, choice: str | None):
+            """Show an earlier run or comparison of this session again (and make a run the one Push sends)."""
+            state = dict(state or {})
+            entry = next((e for e in state.get("history", []) if e["label"] == choice), None)
+            unchanged = [gr.update()] * (len(run_outputs) + len(compare_outputs))
+            if entry is None:
+                return (state, gr.update(), *unchanged)
+            runs = list(entry["shown"]) if entry["view"] == "unlearn" else [gr.update()] * len(run_outputs)
+            comps = list(entry["shown"]) if entry["view"] == "compare" else [gr.update()] * len(compare_outputs)
+            if entry["view"] == "unlearn" and entry.get("result") is not None:
+                state["result"] = entry["result"]
+            return (state, gr.Tabs(selected=entry["view"]), *runs, *comps)
 
         def on_cancel(state):
             job = (state or {}).get("job")
@@ -192,11 +281,20 @@ def build_app() -> Any:
         form["method"].change(settings_rows, form["method"], form["settings"])
         inspect_btn.click(on_inspect, inputs_kwargs={k: form[k] for k in ("model", "dataset", *details)},
                           outputs=[*pickers, ds_info, status])
+        run_outputs = [status, log, table, metrics_json, per_class, mia, report_file, gallery]
+        compare_outputs = [compare_status, compare_log, compare_table, pareto, verdicts, compare_files]
         run_evt = run_btn.click(
-            on_run, inputs=[session], inputs_kwargs=form,
-            outputs=[session, status, log, table, metrics_json, per_class, mia, report_file, gallery],
+            on_run, inputs=[session], inputs_kwargs=form, outputs=[session, *run_outputs, history],
             api_name="run", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY)
         cancel_btn.click(on_cancel, session, status, cancels=[run_evt], api_name="cancel", queue=False)
+        compare_evt = compare_btn.click(
+            on_compare, inputs=[session, compare_methods], inputs_kwargs=form,
+            outputs=[session, *compare_outputs, history], api_name="compare", concurrency_limit=1,
+            concurrency_id=RUN_CONCURRENCY)
+        compare_cancel.click(on_cancel, session, compare_status, cancels=[compare_evt], api_name="cancel_compare",
+                             queue=False)
+        history.input(on_open, [session, history], [session, views, *run_outputs, *compare_outputs],
+                      api_name="open")
         push_btn.click(on_push, [session, token, repo, private, create_pr], push_out, api_name="push")
     return app
 

@@ -122,13 +122,17 @@ def data_source(values: dict[str, Any]) -> Any:
     return F.build(DataSource, wanted, "the dataset")
 
 
-def keywords_from_form(values: dict[str, Any]) -> dict[str, Any]:
-    """The flat configuration keywords a filled-in form describes (what ``RunConfig.from_keywords`` takes)."""
+def keywords_from_form(values: dict[str, Any], per_method: bool = True) -> dict[str, Any]:
+    """The flat configuration keywords a filled-in form describes (what ``RunConfig.from_keywords`` takes).
+
+    ``per_method=False`` (a comparison): the settings table, which belongs to the chosen method, is left out;
+    the epochs and batch-size boxes still apply.
+    """
     from .views import settings_from_rows
 
     keywords, recipe = source_keywords(values)
     method = keywords.get("method") or "ft"
-    settings = settings_from_rows(method, values.get("settings"))
+    settings = settings_from_rows(method, values.get("settings")) if per_method else {}
     for name in SHORTCUTS:
         if values.get(name) and int(values[name]) > 0:
             settings[name] = int(values[name])

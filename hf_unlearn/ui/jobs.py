@@ -1,19 +1,22 @@
-"""One unlearning run in a worker thread of the user's session, reporting through a queue; cancellable."""
+"""One unlearning run or comparison in a worker thread of the user's session, reporting through a queue;
+cancellable."""
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import Cancelled, UnlearnError
 
 
 class Job:
-    """Runs a :class:`~hf_unlearn.config.RunConfig`; the page reads ``events`` and sets ``cancel``."""
+    """Runs ``target(progress=..., cancel=...)`` (a run or a comparison); the page reads ``events`` and sets
+    ``cancel``."""
 
-    def __init__(self, config: Any) -> None:
-        self.config = config
+    def __init__(self, target: Callable[..., Any]) -> None:
+        self.target = target
         self.cancel = threading.Event()
         self.events: queue.Queue = queue.Queue()
         self.result: Any = None
@@ -21,10 +24,8 @@ class Job:
         self.thread = threading.Thread(target=self._run, name="hf-unlearn-job", daemon=True)
 
     def _run(self) -> None:
-        from ..api import run
-
         try:
-            self.result = run(self.config, progress=self.events.put, cancel=self.cancel)
+            self.result = self.target(progress=self.events.put, cancel=self.cancel)
         except Cancelled:
             self.error = "cancelled: the run was stopped and nothing was kept"
         except UnlearnError as exc:
@@ -40,5 +41,32 @@ class Job:
 
 
 def log_line(ev: dict[str, Any]) -> str:
-    return f"{ev.get('phase')}: epoch {ev.get('epoch')}/{ev.get('epochs')} step {ev.get('step')}/{ev.get('steps')} " \
-           f"loss {ev.get('loss', float('nan')):.4f}"
+    task = f"[{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}] " if "task" in ev else ""
+    return (f"{task}{ev.get('phase')}: epoch {ev.get('epoch')}/{ev.get('epochs')} "
+            f"step {ev.get('step')}/{ev.get('steps')} loss {ev.get('loss', float('nan')):.4f}")
+
+
+def follow(job: Job, progress: Any, lines: list[str]) -> Any:
+    """Relay a job's events to the page until it ends: the progress bar, and the log's text as it grows.
+
+    A comparison's events carry ``task``/``tasks``: the bar then runs once over the whole comparison.
+    """
+    try:
+        while True:
+            try:
+                ev = job.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if ev is None:
+                return
+            fraction = ev["step"] / max(ev["steps"], 1)
+            desc = f"{ev['phase']} epoch {ev['epoch']}/{ev['epochs']}"
+            if "task" in ev:
+                fraction = (ev["task"] + fraction) / ev["tasks"]
+                desc = f"{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}: {desc}"
+            progress(fraction, desc=desc)
+            if ev["step"] == ev["steps"] or ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0:
+                lines.append(log_line(ev))
+                yield "\n".join(lines[-200:])
+    finally:
+        job.cancel.set()  # a cancelled or closed page stops the worker too

@@ -83,3 +83,47 @@ def forget_gallery(result: Any, limit: int = 16) -> list[tuple[Any, str]]:
         truth = names[int(data.forget.labels[i])]
         items.append((img, f"true {truth}: {names[int(before[i])]} → {names[int(after[i])]}"))
     return items
+
+
+def comparison_headers() -> list[str]:
+    from ..compare import COLUMNS
+
+    return ["method", *(h for _, h in COLUMNS)]
+
+
+def comparison_table(comparison: Any) -> dict[str, Any]:
+    """The comparison's rows as "mean ± std" text (what comparison.md shows), for the page."""
+    from ..metrics.registry import fmt
+
+    def show(mean: Any, std: Any) -> str:
+        return fmt(mean) if mean is None or std is None else f"{fmt(mean)} ± {fmt(std)}"
+
+    headers = comparison_headers()
+    gap = comparison.first.gap_label()
+    return {"headers": [gap if h == "Avg.Gap" else h for h in headers],
+            "data": [[name, *(show(m, s) for m, s in cells)] for name, cells in comparison.rows()]}
+
+
+def comparison_verdicts(comparison: Any) -> str:
+    from ..verdict import verdict
+
+    return "\n\n".join(f"**{name}**: {verdict(report)}." for name, report in comparison.reports.items())
+
+
+#: how many of a session's results keep their model (for Push); older entries can still be viewed
+KEEP_RESULTS = 5
+
+
+def remember(state: dict[str, Any], label: str, view: str, shown: tuple[Any, ...], result: Any) -> str:
+    """Add a finished run or comparison to the session's history; returns its (unique) label."""
+    history = state.setdefault("history", [])
+    entry = f"#{len(history) + 1} {label}"
+    history.append({"label": entry, "view": view, "shown": shown, "result": result})
+    for old in history[:-KEEP_RESULTS]:
+        old["result"] = None
+    return entry
+
+
+def history_choices(state: dict[str, Any]) -> list[str]:
+    """The session's runs, newest first."""
+    return [e["label"] for e in reversed(state.get("history", []))]

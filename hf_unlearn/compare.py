@@ -1,0 +1,246 @@
+"""Several methods on one request, against the same Retrain references: the choice users come to make.
+
+Every method of a comparison runs on sources loaded once, with each seed's
+Retrain reference trained (or read from the cache) once and shared, so the
+methods differ in nothing but themselves. The result is a table of mean ± std
+over seeds (UA, RA, TA, MIA-efficacy, MIA-loss, Avg.Gap, unlearning time),
+one verdict per method, and ``pareto.png``: Avg.Gap against unlearning time,
+one point per method with its spread, where the lower left is better.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .cancel import honours_cancel
+from .config import RunConfig
+from .engine import ProgressFn
+from .errors import UnlearnError
+from .report import UnlearnReport, library_versions
+from .seeds import combine_seeds, mean_std
+
+#: the methods ``hf-unlearn compare`` runs when none are named: the two seed methods and two baselines
+DEFAULT_METHODS = ("rbm", "minnorm-og", "salun", "ft")
+#: seeds of a comparison when none are given (a comparison is about spread as much as means)
+DEFAULT_SEEDS = (0, 1, 2)
+#: the comparison table's columns: (metric key or "avg_gap" / "rte_s", header)
+COLUMNS = (("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA-efficacy"), ("mia_loss", "MIA-loss"),
+           ("avg_gap", "Avg.Gap"), ("rte_s", "time (s)"))
+
+
+@dataclass
+class Comparison:
+    """Each method's report over the seeds (mean ± std and per-seed values), and the comparison's wall time."""
+
+    reports: dict[str, UnlearnReport]
+    seeds: tuple[int, ...]
+    seconds: float
+    versions: dict[str, str] = field(default_factory=library_versions)
+
+    @property
+    def first(self) -> UnlearnReport:
+        return next(iter(self.reports.values()))
+
+    def cell(self, report: UnlearnReport, model: str, key: str) -> tuple[float | None, float | None]:
+        """(mean, std) of one column for one model row ("original", "unlearned", "retrain") of a report."""
+        if key == "avg_gap":
+            return ((report.avg_gap or {}).get(model), (report.avg_gap_std or {}).get(model))
+        if key == "rte_s":
+            if model == "unlearned":
+                return report.rte_s, report.rte_s_std
+            if model == "retrain":
+                return report.retrain_s, mean_std([s.get("retrain_s") for s in report.per_seed or []])[1]
+            return None, None
+        mean = (report.metrics.get(model) or {}).get(key)
+        std = ((report.metrics_std or {}).get(model) or {}).get(key)
+        return mean, std
+
+    def rows(self) -> list[tuple[str, list[tuple[float | None, float | None]]]]:
+        """The table's rows: the untouched model, each method, then Retrain (the gold standard)."""
+        first = self.first
+        out = [("original (untouched)", [self.cell(first, "original", k) for k, _ in COLUMNS])]
+        out += [(name, [self.cell(rep, "unlearned", k) for k, _ in COLUMNS]) for name, rep in self.reports.items()]
+        if first.metrics.get("retrain"):
+            out.append(("retrain (gold standard)", [self.cell(first, "retrain", k) for k, _ in COLUMNS]))
+        return out
+
+    def markdown(self) -> str:
+        """The table (mean ± std over the seeds), the reference it was measured against, and the verdicts."""
+        from .metrics.registry import fmt
+        from .verdict import reference_line, verdict
+
+        def show(pair: tuple[float | None, float | None]) -> str:
+            mean, std = pair
+            return fmt(mean) if mean is None or std is None else f"{fmt(mean)} ± {fmt(std)}"
+
+        first = self.first
+        gap = first.gap_label()
+        headers = ["method", *(gap if k == "avg_gap" else h for k, h in COLUMNS)]
+        lines = [f"Forget {first.forget.get('description')} ({first.data.get('n_forget')} forget / "
+                 f"{first.data.get('n_retain')} retain / {first.data.get('n_test')} test rows); seeds "
+                 f"{', '.join(map(str, self.seeds))}; metrics in % as mean ± std over the seeds.", "",
+                 "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join([name, *(show(c) for c in cells)]) + " |" for name, cells in self.rows()]
+        lines += ["", reference_line(first) if first.retrain else "No Retrain reference.", "",
+                  f"Comparison wall time: {self.seconds:.1f} s.", ""]
+        lines += [f"- **{name}**: {verdict(rep)}" for name, rep in self.reports.items()]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seeds": list(self.seeds), "seconds": self.seconds, "versions": self.versions,
+                "columns": [h for _, h in COLUMNS],
+                "table": [{"row": name, **{h: {"mean": m, "std": s} for (_, h), (m, s) in zip(COLUMNS, cells,
+                                                                                              strict=True)}}
+                          for name, cells in self.rows()],
+                "reports": {name: rep.to_dict() for name, rep in self.reports.items()}}
+
+    def plot_pareto(self, path: str | Path) -> Path:
+        """Avg.Gap against unlearning time, one point per method with error bars (lower left is better)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        times = []
+        for i, (name, rep) in enumerate(self.reports.items()):
+            (t, t_sd), (g, g_sd) = self.cell(rep, "unlearned", "rte_s"), self.cell(rep, "unlearned", "avg_gap")
+            if t is None or g is None:
+                continue
+            times.append(t)
+            ax.errorbar(t, g, xerr=t_sd or 0, yerr=g_sd or 0, fmt="o", capsize=4, color=f"C{i}", label=name)
+            ax.annotate(name, (t, g), textcoords="offset points", xytext=(6, 6), fontsize=9)
+        first = self.first
+        untouched = (first.avg_gap or {}).get("original")
+        if untouched is not None:
+            ax.axhline(untouched, ls="--", color="grey", lw=1)
+            ax.text(ax.get_xlim()[0], untouched, " untouched model", va="bottom", fontsize=8, color="grey")
+        if first.retrain_s:
+            ax.axvline(first.retrain_s, ls=":", color="grey", lw=1)
+            ax.text(first.retrain_s, 0, " retraining", rotation=90, va="bottom", fontsize=8, color="grey")
+            times.append(first.retrain_s)
+        if times and max(times) / max(min(times), 1e-9) > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel("unlearning time (s, mean ± std over seeds)")
+        ax.set_ylabel("Avg.Gap to Retrain (lower is closer)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"Forget {first.forget.get('description')}: {len(self.seeds)} seeds")
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+    def save(self, output_dir: str | Path, overwrite: bool = False) -> Path:
+        """Write ``comparison.json``, ``comparison.md`` and ``pareto.png`` (into a new or empty folder)."""
+        out = Path(output_dir)
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise UnlearnError(f"output directory '{out}' already exists and is not empty: "
+                               "choose another or pass --overwrite")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "comparison.json").write_text(json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False))
+        (out / "comparison.md").write_text(self.markdown())
+        self.plot_pareto(out / "pareto.png")
+        return out
+
+
+def _clean(obj: Any) -> Any:
+    from .report import _clean as clean
+
+    return clean(obj)
+
+
+def method_settings(methods: Sequence[str], settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Each method's checked settings from one mapping: ``{"epochs": 3}`` applies to every method that has the
+    setting, ``{"rbm.sparsity": 0.5}`` or ``{"rbm": {"sparsity": 0.5}}`` to one; a name no method has is an error."""
+    from .methods import get_method
+
+    per: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    shared: dict[str, Any] = {}
+    for key, value in (settings or {}).items():
+        if key in per and isinstance(value, Mapping):
+            per[key].update(value)
+        elif "." in key:
+            name, setting = key.split(".", 1)
+            if name not in per:
+                raise UnlearnError(f"setting '{key}' names method '{name}', which is not compared "
+                                   f"({', '.join(methods)})")
+            per[name][setting] = value
+        else:
+            shared[key] = value
+    out = {}
+    for name in methods:
+        method = get_method(name)
+        own = {f["name"] for f in method.describe_settings()}
+        out[method.name] = method.settings({**{k: v for k, v in shared.items() if k in own}, **per[name]})
+    unused = [k for k in shared if not any(k in {f["name"] for f in get_method(m).describe_settings()}
+                                           for m in methods)]
+    if unused:
+        raise UnlearnError(f"no compared method has a setting '{unused[0]}' (see hf-unlearn methods -v)")
+    return out
+
+
+@honours_cancel
+def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
+                   settings: Mapping[str, Any] | None = None, *, model: Any = None, processor: Any = None,
+                   dataset: Any = None, token: str | None = None, progress: ProgressFn | None = None,
+                   cancel: threading.Event | None = None) -> Comparison:
+    """Run ``methods`` × the configuration's seeds on sources loaded once, against shared Retrain references.
+
+    ``progress`` events carry ``task``/``tasks`` (which of the method × seed runs this is) and ``task_name``.
+    """
+    from .api import load, run_seed
+
+    if not methods:
+        raise UnlearnError("name at least one method to compare")
+    if len(set(methods)) != len(methods):
+        raise UnlearnError(f"each method may be compared once, got {', '.join(methods)}")
+    checked = method_settings(methods, settings)
+    if config.retrain_settings is None:
+        config = replace(config, reference="retrain")
+    seeds = config.options.run_seeds
+    t0 = time.perf_counter()
+    loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
+    tasks = [(seed, name) for seed in seeds for name in checked]
+    per_method: dict[str, list[UnlearnReport]] = {name: [] for name in checked}
+    for i, (seed, name) in enumerate(tasks):
+        if progress is not None:
+            def tagged(event: dict[str, Any], i: int = i, label: str = f"{name}, seed {seed}") -> None:
+                progress({**event, "task": i, "tasks": len(tasks), "task_name": label})
+
+            loaded.engine.progress = tagged
+        result = run_seed(loaded, name, checked[name], seed)
+        per_method[name].append(result.report)
+        del result
+    reports = {name: combine_seeds(reps) if len(reps) > 1 else reps[0] for name, reps in per_method.items()}
+    return Comparison(reports, tuple(seeds), time.perf_counter() - t0)
+
+
+def compare(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFAULT_METHODS, *,
+            seeds: Sequence[int] = DEFAULT_SEEDS, settings: Mapping[str, Any] | None = None,
+            output_dir: str | Path | None = None, token: str | None = None, progress: ProgressFn | None = None,
+            cancel: threading.Event | None = None, **keywords: Any) -> Comparison:
+    """Compare unlearning methods on one request: ``hf-unlearn compare`` from Python.
+
+    ``keywords`` are ``unlearn(...)``'s configuration keywords (``retrain_settings``, ``retrain_from``,
+    ``mixed_precision``, …); ``settings`` the methods' (see :func:`method_settings`). With ``output_dir``
+    the comparison's three files are written there.
+    """
+    from .config import TOP_LEVEL, config_keywords
+
+    unknown = sorted(set(keywords) - set(config_keywords()) - set(TOP_LEVEL))
+    if unknown:
+        raise UnlearnError(f"compare() has no keyword '{unknown[0]}': methods' settings go in settings={{...}}")
+    config = RunConfig.from_keywords(model=model, dataset=dataset, forget=forget, method=methods[0] if methods
+                                     else "ft", reference="retrain", seeds=tuple(seeds), **keywords)
+    comparison = run_comparison(config, methods, settings, token=token, progress=progress, cancel=cancel)
+    if output_dir is not None:
+        comparison.save(output_dir)
+    return comparison

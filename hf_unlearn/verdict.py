@@ -1,0 +1,120 @@
+"""A run's result in one sentence: what it forgot, what it kept, how close it came to Retrain, how fast.
+
+A table of eight percentages does not say whether a deletion request was
+served; the verdict does, in the terms a reader checks first: the forgotten
+data's accuracy before and after next to Retrain's, the retained accuracy's
+distance to Retrain's, Avg.Gap next to the untouched model's, and the speed-up
+over retraining. When the edit moved the model *away* from Retrain (Avg.Gap
+above the untouched model's) it says so first, in plain words. The CLI, the
+app and the model card all print this one function's text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: within this many points of Retrain's value a quantity counts as matched ("forgot", "kept")
+CLOSE = 5.0
+
+
+def _get(report: Any, model: str, key: str) -> float | None:
+    value = (report.metrics.get(model) or {}).get(key)
+    return None if value is None else float(value)
+
+
+def _what(report: Any) -> tuple[str, str, str]:
+    """(what was forgotten, the metric that shows it, that metric's label)."""
+    f = report.forget
+    names = f.get("class_names") or []
+    if names and _get(report, "unlearned", "forget_class_test_acc") is not None:
+        what = f"class{'es' if len(names) > 1 else ''} {', '.join(map(str, names))}"
+        return what, "forget_class_test_acc", "forget-class test accuracy"
+    return f"the {f.get('n_forget')} forget rows", "forget_acc", "forget accuracy"
+
+
+def forgetting_clause(report: Any) -> str:
+    """ "forgot class 3 (forget-class test accuracy 97.3 → 0.0; Retrain 0.0)" and its kin."""
+    what, key, label = _what(report)
+    before, after, gold = (_get(report, m, key) for m in ("original", "unlearned", "retrain"))
+    if after is None:
+        return f"forgetting of {what} was not measured"
+    numbers = f"{label} {before:.1f} → {after:.1f}" if before is not None else f"{label} {after:.1f}"
+    if gold is None:
+        return f"{what}: {numbers} (no Retrain reference to judge it against)"
+    numbers += f"; Retrain {gold:.1f}"
+    if abs(after - gold) <= CLOSE:
+        return f"forgot {what} ({numbers})"
+    if before is not None and abs(after - gold) < abs(before - gold) / 2:
+        return f"partly forgot {what} ({numbers})"
+    return f"did not forget {what} ({numbers})"
+
+
+def keeping_clause(report: Any) -> str | None:
+    """ "kept RA within 0.8 points of Retrain" or how far RA fell from it (None without a reference)."""
+    ra, gold = _get(report, "unlearned", "ra"), _get(report, "retrain", "ra")
+    if ra is None or gold is None:
+        return None
+    gap = ra - gold
+    if abs(gap) <= CLOSE:
+        return f"kept RA within {abs(gap):.1f} points of Retrain"
+    return f"RA is {abs(gap):.1f} points {'below' if gap < 0 else 'above'} Retrain's ({ra:.1f} against {gold:.1f})"
+
+
+def gap_clause(report: Any) -> tuple[str | None, bool]:
+    """ "Avg.Gap 0.66, against 50.15 for the untouched model", and whether the edit moved away from Retrain."""
+    gaps = report.avg_gap or {}
+    ours, untouched = gaps.get("unlearned"), gaps.get("original")
+    if ours is None:
+        return None, False
+    if untouched is None:
+        return f"Avg.Gap {ours:.2f}", False
+    worse = ours > untouched
+    return f"Avg.Gap {ours:.2f}, against {untouched:.2f} for the untouched model", worse
+
+
+def speed_clause(report: Any) -> str | None:
+    """ "18× faster than retraining" (or slower), when Retrain was timed."""
+    if not report.retrain_s or not report.rte_s:
+        return None
+    ratio = report.retrain_s / report.rte_s
+    if ratio >= 1:
+        return f"{ratio:.0f}× faster than retraining" if ratio >= 10 else f"{ratio:.1f}× faster than retraining"
+    return f"{1 / ratio:.1f}× slower than retraining"
+
+
+def verdict(report: Any) -> str:
+    """The run in one sentence (several seeds: of the means). Further from Retrain than before says so first."""
+    gap, worse = gap_clause(report)
+    parts = [forgetting_clause(report), keeping_clause(report), gap, speed_clause(report)]
+    text = "; ".join(p for p in parts if p)
+    if worse:
+        text = ("further from Retrain than the untouched model: this edit made the model less like one trained "
+                "without the forget data. " + text[0].upper() + text[1:])
+    if report.seeds and len(report.seeds) > 1:
+        text += f" (means over {len(report.seeds)} seeds)"
+    if (report.retrain or {}).get("recipe_source") == "default":
+        text += ". Retrain used hf-unlearn's default recipe, as the original recipe is unknown: every distance " \
+                "is to that guess"
+    return text
+
+
+def reference_line(report: Any) -> str:
+    """Where the Retrain reference came from: its start, the base's commit, the recipe and its source, cached."""
+    r = report.retrain or {}
+    if r.get("from") == "base":
+        base = r.get("base") or {}
+        ident = base.get("commit") or base.get("digest") or "?"
+        start = (f"fine-tuned from the pre-trained base {base.get('id')} at {ident[:12]} "
+                 f"(named by {'the model card' if r.get('named_by') == 'model card' else 'retrain_base'}), "
+                 "with a new head")
+    else:
+        start = "trained from scratch (random initialisation)"
+    recipe = r.get("recipe") or {}
+    brief = ", ".join(f"{k} {recipe[k]}" for k in ("epochs", "lr", "batch_size", "optimizer") if k in recipe)
+    source = ("the given recipe" if r.get("recipe_source") == "given"
+              else "hf-unlearn's DEFAULT recipe (the original recipe is unknown)")
+    cached = r.get("cached")
+    when = (" read from the reference cache" if cached is True
+            else " (some seeds read from the reference cache)" if isinstance(cached, list) and any(cached)
+            else "")
+    return f"Retrain reference: {start}, with {source} ({brief});{when or ' trained for this run'}"
