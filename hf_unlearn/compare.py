@@ -114,24 +114,27 @@ class Comparison:
             if t is None or g is None:
                 continue
             times.append(t)
-            ax.errorbar(t, g, xerr=t_sd or 0, yerr=g_sd or 0, fmt="o", capsize=4, color=f"C{i}", label=name)
-            ax.annotate(name, (t, g), textcoords="offset points", xytext=(6, 6), fontsize=9)
+            ax.errorbar(t, g, xerr=t_sd or 0, yerr=g_sd or 0, fmt="o", capsize=4, color=f"C{i}")
+            ax.annotate(name, (t, g), textcoords="offset points", xytext=(6, 6), fontsize=9, color=f"C{i}")
         first = self.first
         untouched = (first.avg_gap or {}).get("original")
-        if untouched is not None:
-            ax.axhline(untouched, ls="--", color="grey", lw=1)
-            ax.text(ax.get_xlim()[0], untouched, " untouched model", va="bottom", fontsize=8, color="grey")
         if first.retrain_s:
             ax.axvline(first.retrain_s, ls=":", color="grey", lw=1)
-            ax.text(first.retrain_s, 0, " retraining", rotation=90, va="bottom", fontsize=8, color="grey")
             times.append(first.retrain_s)
         if times and max(times) / max(min(times), 1e-9) > 20:
             ax.set_xscale("log")
+        else:
+            ax.set_xlim(left=0, right=max(times) * 1.15 if times else None)
+        if untouched is not None:  # labelled at the right, away from the fast methods on the left
+            ax.axhline(untouched, ls="--", color="grey", lw=1)
+            ax.text(ax.get_xlim()[1], untouched, "untouched model ", ha="right", va="bottom", fontsize=8,
+                    color="grey")
+        if first.retrain_s:
+            ax.text(first.retrain_s, 0, " retraining", rotation=90, va="bottom", fontsize=8, color="grey")
         ax.set_xlabel("unlearning time (s, mean ± std over seeds)")
         ax.set_ylabel("Avg.Gap to Retrain (lower is closer)")
         ax.set_ylim(bottom=0)
         ax.set_title(f"Forget {first.forget.get('description')}: {len(self.seeds)} seeds")
-        ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         path = Path(path)
         fig.savefig(path, dpi=110)

@@ -114,7 +114,9 @@ def reference_line(report: Any) -> str:
     source = ("the given recipe" if r.get("recipe_source") == "given"
               else "hf-unlearn's DEFAULT recipe (the original recipe is unknown)")
     cached = r.get("cached")
-    when = (" read from the reference cache" if cached is True
-            else " (some seeds read from the reference cache)" if isinstance(cached, list) and any(cached)
-            else "")
-    return f"Retrain reference: {start}, with {source} ({brief});{when or ' trained for this run'}"
+    if isinstance(cached, list):
+        when = (f"{sum(cached)} of {len(cached)} seeds read from the reference cache" if any(cached)
+                else "trained for this run")
+    else:
+        when = "read from the reference cache" if cached else "trained for this run"
+    return f"Retrain reference: {start}, with {source} ({brief}); {when}"

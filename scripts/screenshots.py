@@ -2,9 +2,10 @@
 
 Starts the app on the offline demo, then saves, at 1400 px wide:
 ``landing.png`` (the page as it opens), ``kind-random.png`` (the form after choosing random forgetting),
-``details-indices.png`` (listed rows, with the model and dataset details open) and ``run.png`` (a
-finished RBM run that forgets digit 3, with the Retrain reference). ``--readme`` also copies the finished
-run to ``docs/app.png``.
+``details-indices.png`` (listed rows, with the model and dataset details open), ``run.png`` (a
+finished RBM run that forgets digit 3, with the Retrain reference) and ``compare.png`` (the Compare view:
+RBM, MinNorm-OG and SalUn over seeds 0, 1, 2, then the session's history listing both). ``--readme`` also
+copies the finished run to ``docs/app.png`` and the comparison to ``docs/compare.png``.
 
     python scripts/screenshots.py --out test-artifacts/screens [--readme]
 """
@@ -70,11 +71,23 @@ def main() -> None:
             expect(page.locator("#metrics")).to_contain_text("retrain", timeout=300_000)
             expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(args.out / "run.png"), full_page=True)
+
+            page.get_by_label("seeds (e.g. 0,1,2; empty: the seed)").fill("0,1,2")
+            page.get_by_role("tab", name="Compare methods").click()
+            page.locator("#compare-run").click()
+            table = page.locator("#compare-table")
+            expect(table).to_contain_text("retrain (gold standard)", timeout=600_000)
+            for row in ("original (untouched)", "rbm", "minnorm-og", "salun"):
+                expect(table).to_contain_text(row)
+            expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)
+            page.locator("#views").screenshot(path=str(args.out / "compare.png"))
+            page.screenshot(path=str(args.out / "compare-page.png"), full_page=True)
             browser.close()
     finally:
         app.close()
     if args.readme:
         shutil.copy(args.out / "run.png", ROOT / "docs" / "app.png")
+        shutil.copy(args.out / "compare.png", ROOT / "docs" / "compare.png")
     print(f"screenshots in {args.out}")
 
 

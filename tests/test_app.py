@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import TOKEN
@@ -140,3 +141,37 @@ def test_push_without_a_run_explains_what_to_do(app_url):
     msg = client(app_url).predict(api_name="/push", hub_token="", repo_id="alice/x", private_repo=False,
                                   open_pr=False)
     assert "run an unlearning job first" in msg
+
+
+def test_a_second_run_with_another_method_reads_the_reference_from_the_cache(app_url):
+    c = client(app_url)
+    request = dict(forget_index_file=None, forget_classes=["8"], seed=5, epochs=1, with_retrain=True)
+    first = c.predict(api_name="/run", method="rbm", **request)
+    second = c.predict(api_name="/run", method="ft", **request)
+    assert "trained for this run" in first[0] and "read from the reference cache" in second[0], (first[0], second[0])
+    assert first[3]["retrain"] == second[3]["retrain"]
+    assert "**Verdict** (seed 5): forgot class 8" in first[0]
+    listed = [label for label, _ in second[-1]["choices"]]  # the session's history, newest first
+    assert second[-1]["value"] == listed[0] and listed[0].startswith("#2 ft, forget class 8, seed 5: Avg.Gap ")
+    assert listed[1] == first[-1]["value"] and listed[1].startswith("#1 rbm, forget class 8, seed 5: Avg.Gap ")
+    # an earlier run can be opened again: its status and table come back
+    opened = c.predict(api_name="/open", choice=listed[1])
+    assert opened[0] == first[0] and opened[2] == first[2]
+
+
+def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
+    c = client(app_url)
+    out = c.predict(api_name="/compare", methods=["rbm", "ft"], forget_index_file=None, epochs=1, seeds="7,8",
+                    with_retrain=True)  # seeds no other test uses: each Retrain is trained here
+    status, log, table, pareto, verdicts, files, history = out
+    assert status.startswith("Done: rbm, ft; forget class 3; seeds 7, 8"), status
+    assert "[4/4 ft, seed 8]" in log and "[1/4 rbm, seed 7] retrain" in log and "[3/4 rbm, seed 8] retrain" in log
+    assert "[2/4 ft, seed 7] retrain" not in log  # the second method shares the seed's Retrain
+    rows = {row[0]: row for row in table["data"]}
+    assert list(rows) == ["original (untouched)", "rbm", "ft", "retrain (gold standard)"]
+    assert all(" ± " in cell for cell in rows["rbm"][1:])
+    assert pareto.endswith("pareto.png") and "**rbm**:" in verdicts and "**ft**:" in verdicts
+    assert sorted(Path(f).name for f in files) == ["comparison.json", "comparison.md", "pareto.png"]
+    assert history["value"].startswith("#1 compare rbm, ft, forget class 3, seeds 7, 8")
+    bad = c.predict(api_name="/compare", methods=[], forget_index_file=None, with_retrain=True)
+    assert bad[0] == "**Error:** choose at least one method to compare"

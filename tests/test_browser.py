@@ -71,3 +71,31 @@ def test_demo_rbm_run_and_push_in_a_real_browser(served_app, hub):
         browser.close()
     assert ("model", "alice/browser-unlearned") in hub.state.repos
     assert TOKEN not in (ARTIFACTS / "app.png").read_bytes().decode("latin-1")
+
+
+def test_compare_view_in_a_real_browser(served_app):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(served_app)
+        expect(page.locator("#run")).to_be_visible(timeout=30_000)
+        page.get_by_label("seeds (e.g. 0,1,2; empty: the seed)").fill("0,1")
+        page.get_by_role("tab", name="Compare methods").click()
+        methods = page.locator("#compare-methods")
+        methods.get_by_label("salun").uncheck()
+        methods.get_by_label("ft", exact=True).check()
+        page.locator("#compare-run").click()
+        table = page.locator("#compare-table")
+        expect(table).to_contain_text("retrain (gold standard)", timeout=300_000)
+        text = table.inner_text()
+        for row in ("original (untouched)", "rbm", "minnorm-og", "ft"):
+            assert row in text, row
+        assert "salun" not in text and " ± " in text
+        expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)
+        expect(page.locator("#compare-status")).to_contain_text("Done: rbm, minnorm-og, ft")
+        page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+        browser.close()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
-from ..verdict import reference_line, verdict
 from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
 from .jobs import Job, follow
 from .views import (
@@ -31,6 +30,7 @@ from .views import (
     metrics_table,
     mia_histogram,
     remember,
+    run_status,
     settings_rows,
 )
 
@@ -189,9 +189,7 @@ def build_app() -> Any:
             report = result.report
             (out / "unlearning_report.json").write_text(report.to_json())
             lines.append(f"done: unlearning took {report.rte_s:.1f} s")
-            shown = (f"Done: {report.method}, forget {report.forget.get('description')}."
-                     f"\n\n**Verdict** ({report.seeds_text()}): {verdict(report)}." + (f"\n\n{reference_line(report)}." if report.retrain
-                                                              else ""),
+            shown = (run_status(report),
                      "\n".join(lines), metrics_table(report), report.to_dict()["metrics"],
                      str(report.plot_per_class(out / "per_class.png")), str(mia_histogram(result, out / "mia.png")),
                      str(out / "unlearning_report.json"), forget_gallery(result))

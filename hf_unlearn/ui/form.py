@@ -22,7 +22,7 @@ DEMO = "demo: digits + small ResNet (offline)"
 #: values the app starts with where they differ from the library's defaults (the app shows a seed method)
 APP_DEFAULTS: dict[str, Any] = {"method": "rbm"}
 #: method settings the app offers on the form itself (0 = the method's default); the rest are in its table
-SHORTCUTS = {"epochs": ("epochs (0 = method default)", 2), "batch_size": ("batch size (0 = default)", 0)}
+SHORTCUTS = {"epochs": ("epochs (0 = method default)", 0), "batch_size": ("batch size (0 = default)", 0)}
 #: the panels that hold configuration fields, in the page's order
 PANELS = ("sources", "details", "forget", "run")
 

@@ -27,6 +27,15 @@ def settings_from_rows(method: str, rows: Any) -> dict[str, str]:
     return out
 
 
+def run_status(report: Any) -> str:
+    """What a finished run says above its table: the request, the verdict and where Retrain came from."""
+    from ..verdict import reference_line, verdict
+
+    text = (f"Done: {report.method}, forget {report.forget.get('description')}.\n\n"
+            f"**Verdict** ({report.seeds_text()}): {verdict(report)}.")
+    return text + (f"\n\n{reference_line(report)}." if report.retrain else "")
+
+
 def metric_headers() -> list[str]:
     """The empty table's headers before a run: every registered table metric (a run shows those it has)."""
     from ..metrics import table_metrics

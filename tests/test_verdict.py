@@ -1,0 +1,100 @@
+"""Verdicts in words, on hand-made reports: what was forgotten, what was kept, Avg.Gap, speed, and the warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_unlearn.report import UnlearnReport
+from hf_unlearn.verdict import reference_line, verdict
+
+
+def _row(ua, ra, ta, mia, fcta=None):
+    row = {"ua": ua, "forget_acc": 100 - ua, "ra": ra, "ta": ta, "mia_efficacy": mia, "mia_loss": 50.0}
+    if fcta is not None:
+        row["forget_class_test_acc"] = fcta
+    return row
+
+
+def _report(unlearned, *, original=None, retrain=None, gaps=None, classes=("3",), rte=0.5, retrain_s=9.0,
+            recipe_source="given", seeds=None):
+    forget = {"kind": "class", "description": "class 3", "n_forget": 146, "class_names": list(classes)} \
+        if classes else {"kind": "random", "description": "300 random rows", "n_forget": 300, "class_names": []}
+    metrics = {"original": original or _row(0.0, 100.0, 99.4, 0.0, 97.3 if classes else None),
+               "unlearned": unlearned}
+    if retrain is not None:
+        metrics["retrain"] = retrain
+    return UnlearnReport(method="rbm", settings={}, forget=forget, sources={}, data={"n_forget": 146},
+                         class_names=[str(i) for i in range(10)], seed=0, metrics=metrics, avg_gap=gaps, rte_s=rte,
+                         retrain_s=retrain_s if retrain is not None else None,
+                         retrain={"from": "scratch", "base": None, "recipe": {"epochs": 12, "lr": 0.05},
+                                  "recipe_source": recipe_source, "cached": False} if retrain is not None else None,
+                         seeds=seeds)
+
+
+GOLD = _row(100.0, 100.0, 98.8, 100.0, 0.0)
+
+
+def test_the_example_of_the_issue():
+    report = _report(_row(100.0, 99.2, 98.0, 100.0, 0.0), retrain=GOLD,
+                     gaps={"original": 50.15, "unlearned": 0.66, "retrain": 0.0}, rte=0.5, retrain_s=9.0)
+    assert verdict(report) == ("forgot class 3 (forget-class test accuracy 97.3 → 0.0; Retrain 0.0); kept RA "
+                               "within 0.8 points of Retrain; Avg.Gap 0.66, against 50.15 for the untouched model; "
+                               "18× faster than retraining")
+
+
+def test_further_from_retrain_than_the_untouched_model_is_said_first_and_plainly():
+    report = _report(_row(0.0, 60.0, 55.0, 0.0, 90.0), retrain=GOLD,
+                     gaps={"original": 50.15, "unlearned": 63.4, "retrain": 0.0})
+    text = verdict(report)
+    assert text.startswith("further from Retrain than the untouched model: this edit made the model less like one "
+                           "trained without the forget data. Did not forget class 3")
+    assert "RA is 40.0 points below Retrain's (60.0 against 100.0)" in text
+    assert "Avg.Gap 63.40, against 50.15 for the untouched model" in text
+
+
+def test_partly_forgotten_and_not_forgotten():
+    partly = _report(_row(70.0, 99.0, 98.0, 80.0, 30.0), retrain=GOLD, gaps={"original": 50.0, "unlearned": 10.0})
+    assert verdict(partly).startswith("partly forgot class 3 (forget-class test accuracy 97.3 → 30.0; Retrain 0.0)")
+    not_at_all = _report(_row(2.0, 100.0, 99.0, 1.0, 94.6), retrain=GOLD,
+                         gaps={"original": 50.0, "unlearned": 49.7})
+    assert verdict(not_at_all).startswith("did not forget class 3")
+
+
+def test_random_rows_are_judged_by_forget_accuracy_against_retrains():
+    gold = _row(8.0, 100.0, 92.0, 12.0)
+    report = _report(_row(7.0, 99.5, 91.0, 11.0), original=_row(0.0, 100.0, 92.5, 0.0), retrain=gold,
+                     gaps={"original": 7.0, "unlearned": 0.9}, classes=())
+    assert verdict(report).startswith("forgot the 300 forget rows (forget accuracy 100.0 → 93.0; Retrain 92.0)")
+
+
+def test_without_a_reference_there_is_nothing_to_judge_against():
+    report = _report(_row(100.0, 99.0, 98.0, 100.0, 0.0))
+    assert verdict(report) == ("class 3: forget-class test accuracy 97.3 → 0.0 (no Retrain reference to judge it "
+                               "against)")
+
+
+def test_slower_than_retraining_seeds_and_a_guessed_recipe_are_said():
+    report = _report(_row(100.0, 99.2, 98.0, 100.0, 0.0), retrain=GOLD, gaps={"original": 50.0, "unlearned": 0.7},
+                     rte=12.0, retrain_s=8.0, recipe_source="default", seeds=[0, 1, 2])
+    text = verdict(report)
+    assert "1.5× slower than retraining (means over 3 seeds)" in text
+    assert text.endswith("Retrain used hf-unlearn's default recipe, as the original recipe is unknown: every "
+                         "distance is to that guess")
+    assert "DEFAULT recipe (the original recipe is unknown)" in reference_line(report)
+    assert report.gap_label().startswith("Avg.Gap (Retrain with a default recipe")
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"from": "base", "base": {"id": "google/vit-base", "commit": "0123456789abcdef"}, "named_by": "model card",
+      "recipe": {"epochs": 3}, "recipe_source": "given", "cached": True},
+     "Retrain reference: fine-tuned from the pre-trained base google/vit-base at 0123456789ab (named by the model "
+     "card), with a new head, with the given recipe (epochs 3); read from the reference cache"),
+    ({"from": "scratch", "base": None, "recipe": {"epochs": 12, "lr": 0.05}, "recipe_source": "given",
+      "cached": [True, False, False]},
+     "Retrain reference: trained from scratch (random initialisation), with the given recipe (epochs 12, lr 0.05); "
+     "1 of 3 seeds read from the reference cache"),
+])
+def test_the_reference_line_says_where_retrain_started(record, expected):
+    report = _report(_row(100.0, 99.2, 98.0, 100.0, 0.0), retrain=GOLD)
+    report.retrain = record
+    assert reference_line(report) == expected
