@@ -148,7 +148,8 @@ class RunConfig:
                             label="Retrain from")
     retrain_base: str | None = doc(None, "the pre-trained checkpoint (Hub id or folder) Retrain starts from; "
                                    "default: the model card's base_model", app="details",
-                                   label="Retrain base (default: the card's base_model)")
+                                   label="Retrain base (Hub id or folder)",
+                                   widget={"placeholder": "the model card's base_model"})
     #: "given" when the Retrain recipe was given (the original's), "default" when it is hf-unlearn's guess
     recipe_source: str | None = field(default=None, compare=False)
     #: the reference report, read once when ``reference`` names one

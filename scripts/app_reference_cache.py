@@ -15,16 +15,9 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -42,13 +35,11 @@ def main() -> None:
     shutil.rmtree(default_cache_dir() / "references", ignore_errors=True)  # an empty reference cache
     from gradio_client import Client
 
-    from hf_unlearn.ui import build_app, queued
+    from hf_unlearn.ui.app import serve_on_loopback
 
-    app = queued(build_app())
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app, url = serve_on_loopback()
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=args.download_files)
+        client = Client(url, verbose=False, download_files=args.download_files)
         times = []
         for method in ("rbm", "minnorm-og"):
             t0 = time.perf_counter()

@@ -14,18 +14,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -41,19 +34,17 @@ def main() -> None:
     from playwright.sync_api import expect, sync_playwright
 
     from hf_unlearn.demo import ensure_demo_assets
-    from hf_unlearn.ui import build_app, queued
+    from hf_unlearn.ui.app import serve_on_loopback
 
     ensure_demo_assets()
-    app = queued(build_app())
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app, url = serve_on_loopback()
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(url)
             expect(page.locator("#run")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(args.out / "landing.png"), full_page=True)
 

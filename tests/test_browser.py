@@ -17,6 +17,9 @@ from conftest import ARTIFACTS, TOKEN
 from test_app import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: no sandbox (CI runs as root), no GPU, and nothing that would reach the network on its own
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
 
@@ -38,10 +41,7 @@ def test_demo_rbm_run_and_push_in_a_real_browser(served_app, hub):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.goto(served_app)
         expect(page.get_by_text("hf-unlearn").first).to_be_visible(timeout=30_000)
@@ -78,8 +78,7 @@ def test_compare_view_in_a_real_browser(served_app):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(served_app)
         expect(page.locator("#run")).to_be_visible(timeout=30_000)

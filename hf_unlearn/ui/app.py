@@ -305,3 +305,18 @@ def queued(app: Any) -> Any:
 def launch(**kwargs: Any) -> Any:
     """Build and launch with the production queue."""
     return queued(build_app()).launch(**kwargs)
+
+
+def serve_on_loopback() -> tuple[Any, str]:
+    """Build and launch the app with the production queue on a free 127.0.0.1 port: (app, its URL).
+
+    For scripts that drive it (screenshots, timings); ``app.close()`` stops it.
+    """
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = queued(build_app())
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"
