@@ -15,32 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .cancel import honours_cancel, raise_if_cancelled
-from .config import TOP_LEVEL, DataSource, RunConfig, config_keywords
-from .data import LabelledSplits, UnlearnData, check_model_labels, labelled_splits
-from .engine import Engine, ProgressFn
+from .cancel import honours_cancel
+from .config import TOP_LEVEL, RunConfig, config_keywords
+from .data import UnlearnData
+from .engine import ProgressFn
 from .fields import default_of
-from .hub import Resolved, declared_base, default_cache_dir, load_dataset_dict, load_model, materialise_streams
 from .methods import get_method, run_method
 from .metrics.evaluation import Evaluation, evaluate, model_outputs
 from .metrics.registry import avg_gap
-from .reference import (
-    Reference,
-    Start,
-    as_stored,
-    base_identity,
-    load_base,
-    reference_key,
-    references,
-    resolve_start,
-    source_identity,
-    store,
-)
-from .reference import load as load_reference_entry
 from .report import UnlearnReport, forget_record
 from .seeds import combine_seeds
+from .session import IN_MEMORY, Loaded, load
 
 
 @dataclass
@@ -71,9 +56,6 @@ class UnlearnResult:
 
         return save_checkpoint(output_dir, self.model, self.processor, self.report, overwrite=overwrite,
                                mask=self.artifacts.get("mask"))
-
-
-IN_MEMORY = "<in-memory>"
 
 
 def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *, processor: Any = None,
@@ -113,126 +95,6 @@ def _signature() -> inspect.Signature:
 unlearn.__signature__ = _signature()  # type: ignore[attr-defined]
 
 
-@dataclass
-class Loaded:
-    """A configuration's sources, loaded and placed once: every seed (and, in a comparison, every method)
-    runs on them, and shares the original's evaluation and the Retrain reference of each seed."""
-
-    config: RunConfig
-    engine: Engine
-    model: Any
-    processor: Any
-    splits: LabelledSplits
-    data: UnlearnData
-    data_info: dict[str, Any]
-    model_res: Resolved
-    data_res: Resolved
-    token: str | None = None
-    #: seed → the Retrain reference (memory first; the cache across runs)
-    references: dict[int, Reference | None] = field(default_factory=dict)
-    #: seed → the original model's evaluation (against that seed's reference)
-    originals: dict[int, Evaluation] = field(default_factory=dict)
-    _start: tuple[Start, dict[str, Any] | None] | None = None
-    _identity: dict[str, Any] | None = None
-
-    def start(self) -> tuple[Start, dict[str, Any] | None]:
-        """Retrain's starting point and, from a base, that base's identity (resolved once)."""
-        if self._start is None:
-            config = self.config
-            declared = None
-            if config.retrain_from != "scratch" and not config.retrain_base and not self.model_res.id == IN_MEMORY:
-                declared = declared_base(config.model, self.model_res.local, self.token)
-            start = resolve_start(config.retrain_from, config.retrain_base, declared)
-            base = base_identity(start.base, self.token, start.named_by) if start.kind == "base" else None
-            self._start = (start, base)
-        return self._start
-
-    def identity(self) -> dict[str, Any]:
-        """The model's and the data's identity, for the reference cache's key (computed once)."""
-        if self._identity is None:
-            num_channels = int(getattr(self.model.config, "num_channels", 3) or 3)
-            self._identity = {
-                "model": {**source_identity(self.model_res.to_dict(), self.model),
-                          "reinit_head": self.config.options.reinit_head},
-                "data": {"source": source_identity(self.data_res.to_dict()) if not self.data_res.local else None,
-                         "config": self.config.data.config, **self.splits.identity(self.processor, num_channels)}}
-        return self._identity
-
-    def reference(self, seed: int) -> Reference | None:
-        """Retrain for ``seed``: from memory, from the cache, or trained now (then cached); None without one."""
-        config, engine, data = self.config, self.engine, self.data
-        if config.retrain_settings is None:
-            return None
-        if seed in self.references:
-            return self.references[seed]
-        start, base = self.start()
-        recipe = dataclasses.replace(config.retrain_settings, init="given" if start.kind == "base" else "random")
-        test_rows = np.concatenate([data.test_rows, [-1], data.test_forget_rows if data.test_forget_rows is not None
-                                    else np.empty(0, np.int64)])
-        key = reference_key(**self.identity(), forget_rows=data.forget_rows, test_rows=test_rows,
-                            recipe=dataclasses.asdict(recipe), start=start.record(base), seed=seed,
-                            execution={"device": engine.device.type, "processes": engine.world,
-                                       "mixed_precision": config.options.mixed_precision,
-                                       "eval_batch_size": config.options.eval_batch_size})
-        cache = references() if config.options.cache_references else None
-        entry = cache.get(key) if cache is not None else None
-        if engine.all_agree(entry is not None):
-            ref = load_reference_entry(entry, seed)
-            # metrics are functions of the stored outputs: computed now, so metrics registered since count too
-            ref.metrics = evaluate(ref.outputs, ref.outputs).metrics
-        else:
-            ref = self._retrain(recipe, start, base, seed)
-            if cache is not None and engine.is_main:
-                ref.folder = cache.put(key, lambda folder: store(folder, ref.trained, ref.outputs, ref.metrics,
-                                                                 ref.seconds, ref.start))
-            ref.trained = None  # the weights live in the cache entry (Reference.model reads them back)
-        self.references[seed] = ref
-        return ref
-
-    def _retrain(self, recipe: Any, start: Start, base: dict[str, Any] | None, seed: int) -> Reference:
-        engine = self.engine
-        if start.kind == "base":
-            num_channels = int(getattr(self.model.config, "num_channels", 3) or 3)
-            first = engine.place(load_base(base, self.splits.class_names, num_channels, seed, self.token))
-        else:
-            first = self.model
-        raise_if_cancelled()
-        retrained = run_method(engine, first, self.data, "retrain", recipe, seed)
-        outputs = as_stored(model_outputs(engine, retrained.model, self.data, seed))
-        metrics = evaluate(outputs, outputs).metrics
-        return Reference(metrics, outputs, retrained.seconds, cached=False, start=start.record(base),
-                         trained=retrained.model)
-
-    def original(self, seed: int, reference: Reference | None) -> Evaluation:
-        """The untouched model's evaluation for ``seed`` (once per seed; its logits released after)."""
-        if seed not in self.originals:
-            outputs = model_outputs(self.engine, self.model, self.data, seed)
-            evaluation = evaluate(outputs, reference.outputs if reference else None)
-            outputs.release_logits()
-            self.originals[seed] = evaluation
-        return self.originals[seed]
-
-
-@honours_cancel
-def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset: Any = None,
-         token: str | None = None, progress: ProgressFn | None = None) -> Loaded:
-    """Sources → splits, once: the dataset and model loaded, the request's splits built and placed."""
-    options = config.options
-    cache = Path(options.cache_dir) if options.cache_dir else default_cache_dir() / "tensors"
-    dsd, data_res = _dataset(config.data, dataset, token)
-    splits = labelled_splits(dsd, config.data)
-    raise_if_cancelled()
-    net, proc, model_res = _model(config, splits.class_names, model, processor, token)
-    raise_if_cancelled()
-    check_model_labels(net.config, splits.class_names)
-    num_channels = int(getattr(net.config, "num_channels", 3) or 3)
-    data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache)
-    engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress)
-    data_info["processes"] = engine.world
-    return Loaded(config, engine, engine.place(net), proc, splits, data.to(engine.device), data_info, model_res,
-                  data_res, token)
-
-
 @honours_cancel
 def run(config: RunConfig, *, model: Any = None, processor: Any = None, dataset: Any = None,
         token: str | None = None, progress: ProgressFn | None = None,
@@ -259,7 +121,14 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
     config, engine, data = loaded.config, loaded.engine, loaded.data
     method = get_method(method_name)
     set_seed(seed)
-    edited = run_method(engine, loaded.model, data, method, settings, seed)
+    start_model, own_record = loaded.model, None
+    if method.name == "retrain":  # Retrain as the method (a reference report's run) starts where references do
+        start_model, settings = loaded.retrain_start(settings, seed)
+    edited = run_method(engine, start_model, data, method, settings, seed)
+    if method.name == "retrain":
+        own_record = {**loaded.start_record(), "recipe": dataclasses.asdict(settings),
+                      "recipe_source": config.recipe_source, "recipe_given": list(config.recipe_given or ()),
+                      "cached": False, "seconds": edited.seconds}
     unlearned = model_outputs(engine, edited.model, data, seed)
     reference = loaded.reference(seed)
     ref_report = config.reference_report
@@ -274,6 +143,8 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
     gaps = {k: avg_gap(metrics[k], metrics["retrain"]) for k in metrics} if metrics.get("retrain") else None
 
     _name_labels(edited.model, loaded.splits.class_names)
+    record = loaded.record(reference) if reference is not None else \
+        (ref_report.retrain if ref_report is not None else own_record)
     report = UnlearnReport(
         method=method.name,
         settings=dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings or {}),
@@ -288,49 +159,15 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
         rte_s=edited.seconds,
         retrain_s=reference.seconds if reference else (ref_report.rte_s if ref_report else None),
         reference=("retrain" if reference is not None else (str(config.reference) if ref_report else None)),
-        retrain=reference_record(config, reference) if reference is not None else
-        (ref_report.retrain if ref_report is not None else None),
+        retrain=record,
     )
     if reference is not None:
-        report.settings["retrain_reference"] = dataclasses.asdict(config.retrain_settings)
+        report.settings["retrain_reference"] = reference.recipe
     if "mask" in edited.artifacts:
         mask = edited.artifacts["mask"]
         report.settings["mask"] = dict(mask.meta, selected_fraction=mask.fraction())
     return UnlearnResult(edited.model, loaded.processor, report, evaluations, data, original_model=loaded.model,
                          artifacts=edited.artifacts)
-
-
-def reference_record(config: RunConfig, reference: Reference) -> dict[str, Any]:
-    """The report's record of the Retrain reference: its start (and base commit), recipe and its source."""
-    return {**reference.start, "recipe": dataclasses.asdict(config.retrain_settings),
-            "recipe_source": config.recipe_source, "cached": reference.cached, "seconds": reference.seconds}
-
-
-def _dataset(source: DataSource, dataset: Any, token: str | None) -> tuple[Any, Resolved]:
-    """The ``DatasetDict`` to unlearn from: loaded from the source, or the caller's (a stream is materialised)."""
-    if dataset is None:
-        return load_dataset_dict(source, token=token)
-    import datasets
-
-    if isinstance(dataset, (datasets.IterableDataset, datasets.IterableDatasetDict)):  # streamed by the caller
-        dataset = materialise_streams(dataset if isinstance(dataset, datasets.IterableDatasetDict)
-                                      else {source.train_split: dataset})
-    return dataset, Resolved(source.id, None, None, True)
-
-
-def _model(config: RunConfig, class_names: list[str], model: Any, processor: Any,
-           token: str | None) -> tuple[Any, Any, Resolved]:
-    """The model and processor: loaded from the source (with a new head under ``reinit_head``), or the caller's."""
-    from .errors import UnlearnError
-
-    if model is None:
-        head = {"num_labels": len(class_names), "id2label": dict(enumerate(class_names))} \
-            if config.options.reinit_head else {}
-        return load_model(config.model, token=token, **head)
-    if processor is None:
-        raise UnlearnError("pass the model's image processor with processor=... when giving a loaded model")
-    name = getattr(getattr(model, "config", None), "name_or_path", "") or IN_MEMORY
-    return model, processor, Resolved(name, None, None, True)
 
 
 def _name_labels(model: Any, class_names: list[str]) -> None:

@@ -23,13 +23,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import UnlearnError
+
 MANIFEST = "manifest.json"
 DEFAULT_LIMIT_MB = 4096.0
 
 
+#: a temporary folder older than this belongs to a process that died while writing it
+STALE_TMP_S = 3600.0
+
+
 def limit_bytes() -> int:
-    """The cache's size limit (``HF_UNLEARN_CACHE_MB``, default 4096 MB)."""
-    return int(float(os.environ.get("HF_UNLEARN_CACHE_MB", DEFAULT_LIMIT_MB)) * 2**20)
+    """The cache's size limit (``HF_UNLEARN_CACHE_MB``, default 4096 MB); a one-line error when it is not one."""
+    raw = os.environ.get("HF_UNLEARN_CACHE_MB", str(DEFAULT_LIMIT_MB))
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = float("nan")
+    if not mb >= 0:
+        raise UnlearnError(f"HF_UNLEARN_CACHE_MB must be a size in megabytes (e.g. 4096), got '{raw}'")
+    return int(mb * 2**20)
 
 
 def digest(key: Any) -> str:
@@ -51,6 +64,10 @@ class FolderCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    def check_limit(self) -> int:
+        """The size limit, read now (a bad ``HF_UNLEARN_CACHE_MB`` fails before any work, not after it)."""
+        return limit_bytes()
+
     def path(self, key: Any) -> Path:
         return self.root / digest(key)
 
@@ -62,7 +79,10 @@ class FolderCache:
         if not self._valid(entry, key):
             shutil.rmtree(entry, ignore_errors=True)
             return None
-        os.utime(entry / MANIFEST)  # the LRU clock
+        try:
+            os.utime(entry / MANIFEST)  # the LRU clock
+        except OSError:  # evicted by another process since the check
+            return None
         return entry
 
     def put(self, key: Any, write: Callable[[Path], None]) -> Path:
@@ -78,7 +98,13 @@ class FolderCache:
             entry = self.path(key)
             if entry.exists():
                 shutil.rmtree(entry, ignore_errors=True)
-            tmp.rename(entry)
+            try:
+                tmp.rename(entry)
+            except OSError:
+                # another process wrote the same key between the removal and the rename: keep its entry
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not self._valid(entry, key):
+                    raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -99,15 +125,24 @@ class FolderCache:
             return False
 
     def entries(self) -> list[tuple[float, int, Path]]:
-        """(last use, bytes, folder) of every entry, least recently used first."""
+        """(last use, bytes, folder) of every entry, least recently used first; temporary folders left by a
+        process that died while writing are removed here (they count as nothing once an hour old)."""
         out = []
         if not self.root.is_dir():
             return out
+        now = time.time()
         for entry in self.root.iterdir():
-            if entry.name.startswith(".tmp-") or not entry.is_dir():
+            try:
+                if entry.name.startswith(".tmp-"):
+                    if now - entry.stat().st_mtime > STALE_TMP_S:
+                        shutil.rmtree(entry, ignore_errors=True)
+                    continue
+                if not entry.is_dir():
+                    continue
+                size = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
+                stamp = (entry / MANIFEST).stat().st_mtime if (entry / MANIFEST).exists() else 0.0
+            except FileNotFoundError:  # removed by another process meanwhile
                 continue
-            size = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
-            stamp = (entry / MANIFEST).stat().st_mtime if (entry / MANIFEST).exists() else 0.0
             out.append((stamp, size, entry))
         return sorted(out)
 

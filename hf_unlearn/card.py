@@ -16,7 +16,7 @@ from typing import Any
 
 from .metrics.registry import card_metrics, gap_metrics, shown_columns
 from .report import UnlearnReport
-from .verdict import reference_line, verdict
+from .verdict import recipe_note, reference_line, verdict
 
 #: model-index entries are grouped by split, in this order (the Hub would otherwise merge the splits' results)
 SPLIT_ORDER = ("forget", "retain", "test")
@@ -36,7 +36,8 @@ def build_model_card(report: UnlearnReport, repo_id: str | None = None) -> Any:
     model_src = report.sources.get("model", {})
     data_src = report.sources.get("dataset", {})
     dataset_id = data_src.get("id") if _is_hub_id(data_src) else None
-    unlearned = report.metrics.get("unlearned") or {}
+    # the model-index describes the weights in the repository: over several seeds, the first seed's run
+    unlearned = (report.per_seed[0]["metrics"] if report.per_seed else report.metrics).get("unlearned") or {}
     evals = []
     by_split = sorted(card_metrics(), key=lambda m: SPLIT_ORDER.index(m.card.split) if m.card.split in SPLIT_ORDER
                       else len(SPLIT_ORDER))
@@ -77,6 +78,10 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
     settings = {k: v for k, v in report.settings.items() if k not in ("retrain_reference", "mask")}
     gap, gap_over = "", ", ".join(m.label for m in gap_metrics())
     intro = "Metrics in percent, over whole splits."
+    if report.seeds and len(report.seeds) > 1:
+        intro += (f" Each value is the mean ± standard deviation over the seeds {', '.join(map(str, report.seeds))}"
+                  f", each seed against its own Retrain; the weights in this repository are seed {report.seed}'s run,"
+                  " whose own values are the model-index results.")
     if report.metrics.get("retrain"):
         intro += (' "retrain" is the model trained again without the forgotten data (the gold standard); '
                   f"Avg.Gap is the mean distance to it over {gap_over} (lower is closer).")
@@ -84,9 +89,9 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
         gap = (f"Avg.Gap to the retrained reference (mean |Δ| over {gap_over}): "
                f"**{report.avg_gap.get('unlearned', float('nan')):.2f}** (original model: "
                f"{report.avg_gap.get('original', float('nan')):.2f}).")
-        if (report.retrain or {}).get("recipe_source") == "default":
-            gap += (" **The original training recipe is unknown**: Retrain used hf-unlearn's default recipe, "
-                    "so Avg.Gap is the distance to a model trained with that guess.")
+        note = recipe_note(report)
+        if note:
+            gap += f" **{note}.**"
     rule = get_kind(f["kind"]).test_rule if f.get("kind") in available_kinds() else None
     rte = f"{report.rte_s:.1f} s"
     if report.rte_fraction:

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import fields as F
 from .errors import UnlearnError
+from .output import check_output_dir
 
 
 def _quiet() -> None:
@@ -153,10 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import RunConfig
 
     config = RunConfig.from_keywords(**keywords_from_args(args))
-    out = Path(args.output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise UnlearnError(f"output directory '{out}' already exists and is not empty: "
-                           "choose another or pass --overwrite")
+    out = check_output_dir(args.output, args.overwrite)
     result = run(config, token=args.token or os.environ.get("HF_TOKEN"),
                  progress=None if args.quiet else _progress_printer())
     if not _is_main_process():
@@ -170,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import DEFAULT_SEEDS, run_comparison
+    from .compare import DEFAULT_SEEDS, run_comparison, split_keywords
     from .config import RunConfig
 
     if args.method or args.reference:
@@ -180,18 +178,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
     if not methods:
         raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
-    from .config import TOP_LEVEL, config_keywords
-
-    settings = {k: v for k, v in keywords.items() if k not in config_keywords() and k not in TOP_LEVEL}
-    for k in settings:
-        keywords.pop(k)
+    keywords, settings = split_keywords(keywords)
     keywords.setdefault("seeds", DEFAULT_SEEDS)
     keywords.update(method=methods[0], reference="retrain")
     config = RunConfig.from_keywords(**keywords)
-    out = Path(args.output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise UnlearnError(f"output directory '{out}' already exists and is not empty: "
-                           "choose another or pass --overwrite")
+    out = check_output_dir(args.output, args.overwrite)
     comparison = run_comparison(config, methods, settings, token=args.token or os.environ.get("HF_TOKEN"),
                                 progress=None if args.quiet else _progress_printer())
     if not _is_main_process():

@@ -31,7 +31,7 @@ DEFAULT_METHODS = ("rbm", "minnorm-og", "salun", "ft")
 DEFAULT_SEEDS = (0, 1, 2)
 #: the comparison table's columns: (metric key or "avg_gap" / "rte_s", header)
 COLUMNS = (("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA-efficacy"), ("mia_loss", "MIA-loss"),
-           ("avg_gap", "Avg.Gap"), ("rte_s", "time (s)"))
+           ("avg_gap", "Avg.Gap"), ("rte_s", "RTE (s)"))
 
 
 @dataclass
@@ -72,12 +72,8 @@ class Comparison:
 
     def markdown(self) -> str:
         """The table (mean ± std over the seeds), the reference it was measured against, and the verdicts."""
-        from .metrics.registry import fmt
+        from .metrics.registry import fmt_pm
         from .verdict import reference_line, verdict
-
-        def show(pair: tuple[float | None, float | None]) -> str:
-            mean, std = pair
-            return fmt(mean) if mean is None or std is None else f"{fmt(mean)} ± {fmt(std)}"
 
         first = self.first
         gap = first.gap_label()
@@ -86,7 +82,7 @@ class Comparison:
                  f"{first.data.get('n_retain')} retain / {first.data.get('n_test')} test rows); seeds "
                  f"{', '.join(map(str, self.seeds))}; metrics in % as mean ± std over the seeds.", "",
                  "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join([name, *(show(c) for c in cells)]) + " |" for name, cells in self.rows()]
+        lines += ["| " + " | ".join([name, *(fmt_pm(*c) for c in cells)]) + " |" for name, cells in self.rows()]
         lines += ["", reference_line(first) if first.retrain else "No Retrain reference.", "",
                   f"Comparison wall time: {self.seconds:.1f} s.", ""]
         lines += [f"- **{name}**: {verdict(rep)}" for name, rep in self.reports.items()]
@@ -143,10 +139,9 @@ class Comparison:
 
     def save(self, output_dir: str | Path, overwrite: bool = False) -> Path:
         """Write ``comparison.json``, ``comparison.md`` and ``pareto.png`` (into a new or empty folder)."""
-        out = Path(output_dir)
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise UnlearnError(f"output directory '{out}' already exists and is not empty: "
-                               "choose another or pass --overwrite")
+        from .output import check_output_dir
+
+        out = check_output_dir(output_dir, overwrite)
         out.mkdir(parents=True, exist_ok=True)
         (out / "comparison.json").write_text(json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False))
         (out / "comparison.md").write_text(self.markdown())
@@ -158,6 +153,14 @@ def _clean(obj: Any) -> Any:
     from .report import _clean as clean
 
     return clean(obj)
+
+
+def split_keywords(keywords: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(configuration keywords, the rest: method settings) of a flat mapping (the CLI's, ``compare()``'s)."""
+    from .config import TOP_LEVEL, config_keywords
+
+    known = set(config_keywords()) | set(TOP_LEVEL)
+    return ({k: v for k, v in keywords.items() if k in known}, {k: v for k, v in keywords.items() if k not in known})
 
 
 def method_settings(methods: Sequence[str], settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -199,7 +202,8 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
 
     ``progress`` events carry ``task``/``tasks`` (which of the method × seed runs this is) and ``task_name``.
     """
-    from .api import load, run_seed
+    from .api import run_seed
+    from .session import load
 
     if not methods:
         raise UnlearnError("name at least one method to compare")
@@ -236,11 +240,11 @@ def compare(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFA
     ``mixed_precision``, …); ``settings`` the methods' (see :func:`method_settings`). With ``output_dir``
     the comparison's three files are written there.
     """
-    from .config import TOP_LEVEL, config_keywords
-
-    unknown = sorted(set(keywords) - set(config_keywords()) - set(TOP_LEVEL))
-    if unknown:
-        raise UnlearnError(f"compare() has no keyword '{unknown[0]}': methods' settings go in settings={{...}}")
+    given, stray = split_keywords(keywords)
+    if stray or {"method", "reference"} & set(given):
+        name = sorted(stray)[0] if stray else sorted({"method", "reference"} & set(given))[0]
+        raise UnlearnError(f"compare() has no keyword '{name}': the methods go in methods=(...), their settings "
+                           "in settings={...}, and the reference is always Retrain")
     config = RunConfig.from_keywords(model=model, dataset=dataset, forget=forget, method=methods[0] if methods
                                      else "ft", reference="retrain", seeds=tuple(seeds), **keywords)
     comparison = run_comparison(config, methods, settings, token=token, progress=progress, cancel=cancel)

@@ -27,6 +27,19 @@ from .forget import ForgetSpec
 MIXED_PRECISION = ("no", "bf16", "fp16")
 #: where Retrain starts (see :func:`hf_unlearn.reference.resolve_start`)
 RETRAIN_FROM = ("auto", "base", "scratch")
+#: the settings that make a training recipe: a Retrain recipe that gives them all is "given", some "partial"
+RECIPE_KEYS = ("epochs", "lr", "batch_size", "optimizer", "weight_decay", "lr_schedule", "augment")
+
+
+def recipe_source(settings: Any) -> str:
+    """"given" (a whole recipe: a settings dataclass, or every one of :data:`RECIPE_KEYS`), "partial" (some of
+    them; hf-unlearn's defaults fill the rest) or "default" (none: the recipe is hf-unlearn's guess)."""
+    if settings is None:
+        return "default"
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        return "given"
+    given = {str(k) for k in settings}
+    return "given" if given >= set(RECIPE_KEYS) else "partial" if given & set(RECIPE_KEYS) else "default"
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -150,8 +163,11 @@ class RunConfig:
                                    "default: the model card's base_model", app="details",
                                    label="Retrain base (Hub id or folder)",
                                    widget={"placeholder": "the model card's base_model"})
-    #: "given" when the Retrain recipe was given (the original's), "default" when it is hf-unlearn's guess
+    #: "given" when the whole Retrain recipe was given (the original's), "partial" when part of it was,
+    #: "default" when it is hf-unlearn's guess (:func:`recipe_source`)
     recipe_source: str | None = field(default=None, compare=False)
+    #: the recipe settings that were given (the rest are hf-unlearn's defaults)
+    recipe_given: tuple[str, ...] | None = field(default=None, compare=False)
     #: the reference report, read once when ``reference`` names one
     reference_report: Any = field(default=None, compare=False, repr=False)
 
@@ -165,10 +181,21 @@ class RunConfig:
                 raise UnlearnError(f"RunConfig.{name} must be a {kind.__name__}, got {type(value).__name__}")
         method = get_method(self.method)
         object.__setattr__(self, "method", method.name)
+        given_settings = self.settings
         object.__setattr__(self, "settings", _checked(method, self.settings))
         F.check_choice(self.retrain_from, _field(RunConfig, "retrain_from"), "retrain_from")
+        recipes = (self.retrain_settings, given_settings if method.name == "retrain" else None)
+        if any(isinstance(r, Mapping) and "init" in r for r in recipes):
+            raise UnlearnError("the Retrain recipe has no 'init' to set: where Retrain starts is retrain_from "
+                               "(--retrain-from base|scratch)")
         if self.recipe_source is None:
-            object.__setattr__(self, "recipe_source", "default" if self.retrain_settings is None else "given")
+            # the recipe is Retrain's settings: the reference's, or the method's own in a run of Retrain itself
+            raw = given_settings if method.name == "retrain" and self.reference != "retrain" else \
+                self.retrain_settings
+            object.__setattr__(self, "recipe_source", recipe_source(raw))
+            given = () if not raw else tuple(RECIPE_KEYS) if self.recipe_source == "given" \
+                else tuple(k for k in RECIPE_KEYS if k in raw)
+            object.__setattr__(self, "recipe_given", given)
         recipe = _checked(get_method("retrain"), self.retrain_settings) if self.reference == "retrain" else None
         object.__setattr__(self, "retrain_settings", recipe)
         object.__setattr__(self, "reference_report", load_reference(self.reference))

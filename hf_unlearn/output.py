@@ -16,14 +16,22 @@ from typing import Any
 from .errors import UnlearnError
 
 
+def check_output_dir(path: str | Path, overwrite: bool = False) -> Path:
+    """An output folder that may be written: new, empty, or ``overwrite``; else the one-line error (checked
+    before any work, so a run never ends in a refusal to write its result)."""
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise UnlearnError(f"output directory '{path}' already exists and is not empty: "
+                           "choose another or pass --overwrite")
+    return target
+
+
 def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
                     overwrite: bool = False, mask: Any = None, extra_files: dict[str, str] | None = None) -> Path:
     """``save_pretrained`` model and processor, plus report.json / report.md / per_class.png
     (and ``unlearning_mask.safetensors`` for masked methods, and any ``extra_files`` name → text)."""
     target = Path(output_dir).resolve()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-        raise UnlearnError(f"output directory '{output_dir}' already exists and is not empty: "
-                           "choose another or pass --overwrite")
+    check_output_dir(target, overwrite)
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

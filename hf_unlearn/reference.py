@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from .cache import FolderCache
+from .config import RETRAIN_FROM
 from .errors import UnlearnError
 from .metrics.outputs import EvalOutputs, SplitOutputs
 
-#: Retrain's starting points (``RunConfig.retrain_from``)
-STARTS = ("auto", "base", "scratch")
 #: the layout of a stored reference; part of every key, so a change of layout never reads an old entry
 FORMAT = 1
 #: the splits whose logits a stored reference keeps (the rest keep predictions, confidences and losses)
@@ -50,46 +49,103 @@ class Start:
         """The report's record: where Retrain started and, from a base, which checkpoint at which commit."""
         return {"from": self.kind, "base": resolved if self.kind == "base" else None, "named_by": self.named_by}
 
+    def identity(self, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What of the start determines Retrain (for the cache's key): not who named the base."""
+        return {"from": self.kind, "base": resolved if self.kind == "base" else None}
 
-def resolve_start(retrain_from: str, retrain_base: str | None, declared: str | None) -> Start:
+
+def resolve_start(retrain_from: str, retrain_base: str | None, declared: str | None,
+                  card_read: bool = True) -> Start:
     """Retrain's starting point from the setting, an explicit base and the model card's ``base_model``.
 
     ``auto`` takes the base when the model declares one (or one is given), else starts from scratch;
-    ``base`` without any base is an error, never a silent fall-back to scratch.
+    ``base`` without any base is an error, never a silent fall-back to scratch. ``card_read=False``: the
+    model was given in memory, so there was no card to read.
     """
-    if retrain_from not in STARTS:
-        raise UnlearnError(f"retrain_from must be one of {', '.join(STARTS)}, got '{retrain_from}'")
+    if retrain_from not in RETRAIN_FROM:
+        raise UnlearnError(f"retrain_from must be one of {', '.join(RETRAIN_FROM)}, got '{retrain_from}'")
     base, named_by = (retrain_base, "retrain_base") if retrain_base else (declared, "model card")
     if retrain_from == "scratch":
         return Start("scratch")
     if not base:
         if retrain_from == "base":
-            raise UnlearnError("retrain_from=base, but the model card names no base_model: give the pre-trained "
-                               "checkpoint with retrain_base (--retrain-base), or use retrain_from=scratch")
+            where = "the model card names no base_model" if card_read else \
+                "a model given in memory has no model card to name its base"
+            raise UnlearnError(f"retrain_from=base, but {where}: give the pre-trained checkpoint with "
+                               "retrain_base (--retrain-base), or use retrain_from=scratch")
         return Start("scratch")
     return Start("base", base, named_by)
 
 
+#: where a model keeps its classification head when its backbone is not under ``base_model_prefix`` (CLIP, SigLIP)
+HEAD_NAMES = ("classifier", "head", "fc", "score")
+
+
+def _owning(modules: Any) -> list[nn.Module]:
+    """The modules that hold parameters themselves (a head's Linear, not the Sequential around it)."""
+    return [m for m in modules if next(m.parameters(recurse=False), None) is not None]
+
+
+def head_modules(model: nn.Module) -> list[nn.Module]:
+    """The classification head's modules: everything outside the backbone (``base_model_prefix``), the timm
+    model's classifier, or the ``classifier``/``head``/``fc``/``score`` attribute; ``[]`` when none can be told.
+
+    Never "every module": a model whose backbone cannot be found must not be reset whole and called pre-trained.
+    """
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    backbone = getattr(model, prefix, None) if prefix else None
+    if isinstance(backbone, nn.Module) and backbone is not model:
+        inside = {id(m) for m in backbone.modules()}
+        head = _owning(m for m in model.modules() if id(m) not in inside)
+        if head:
+            return head
+        get_classifier = getattr(backbone, "get_classifier", None)  # timm through transformers
+        classifier = get_classifier() if callable(get_classifier) else None
+        return _owning(classifier.modules()) if isinstance(classifier, nn.Module) else []
+    for name in HEAD_NAMES:
+        module = getattr(model, name, None)
+        if isinstance(module, nn.Module) and module is not model:
+            return _owning(module.modules())
+    return []
+
+
 def fresh_head(model: nn.Module, seed: int) -> nn.Module:
-    """Re-initialise the classification head (every module outside the backbone), drawn with ``seed``.
+    """Re-initialise the classification head, drawn with ``seed``, the way the architecture initialises it.
 
     Retrain from a base must not inherit a head trained on anything: its head is new, as the fine-tune's was.
+    transformers' own ``_init_weights`` draws it (it skips modules marked loaded, so the marks are cleared
+    first); a module it does not reach (a timm head) is drawn by its ``reset_parameters``. The head is filled
+    with NaN first, so a module no initialiser reached is an error, never a head left as it was.
     """
-    backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    inside = {id(m) for m in backbone.modules()} if isinstance(backbone, nn.Module) else set()
-    head = [m for m in model.modules() if id(m) not in inside and hasattr(m, "reset_parameters")]
-    if not head and hasattr(backbone, "get_classifier"):  # timm through transformers: the head is in the backbone
-        head = [m for m in backbone.get_classifier().modules() if hasattr(m, "reset_parameters")]
+    head = head_modules(model)
     if not head:
-        raise UnlearnError(f"cannot find the classification head of {type(model).__name__} to start Retrain "
-                           "from its base: use retrain_from=scratch")
+        raise UnlearnError(f"cannot tell the classification head of {type(model).__name__} from its backbone, so "
+                           "Retrain cannot start from its base: use retrain_from=scratch")
+    def undrawn(module: nn.Module) -> bool:
+        return any(bool(torch.isnan(p).any()) for p in module.parameters(recurse=False))
+
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
+        with torch.no_grad():  # NaN marks what no initialiser reached
+            for module in head:
+                for p in module.parameters(recurse=False):
+                    p.fill_(float("nan"))
+        init = getattr(model, "_init_weights", None)
+        if callable(init):
+            for module in head:
+                module._is_hf_initialized = False
+                for p in module.parameters(recurse=False):
+                    p._is_hf_initialized = False
+                init(module)
         for module in head:
-            module.reset_parameters()
+            if undrawn(module) and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
     finally:
         torch.random.set_rng_state(gen_state)
+    if any(undrawn(module) for module in head):
+        raise UnlearnError(f"could not re-initialise the classification head of {type(model).__name__}: "
+                           "use retrain_from=scratch")
     return model
 
 
@@ -114,10 +170,16 @@ def state_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def source_identity(resolved: dict[str, Any], model: nn.Module | None = None) -> dict[str, Any]:
-    """What a source is, for a cache key: a Hub id at its commit, or a local folder's content digest."""
+def source_identity(resolved: dict[str, Any], model: nn.Module | None = None, in_memory: bool = False
+                    ) -> dict[str, Any]:
+    """What a source is, for a cache key: a Hub id at its commit, a local folder's content digest, or the
+    digest of the loaded weights (a model given in memory, or a Hub model whose commit could not be resolved)."""
+    if in_memory:
+        return {"digest": state_digest(model) if model is not None else None}
     if not resolved.get("local"):
-        return {"id": resolved.get("id"), "commit": resolved.get("commit") or resolved.get("revision")}
+        if resolved.get("commit"):
+            return {"id": resolved.get("id"), "commit": resolved["commit"]}
+        return {"id": resolved.get("id"), "digest": state_digest(model) if model is not None else None}
     path = Path(str(resolved.get("id")))
     if path.is_dir():
         return {"digest": content_digest(path)}
@@ -134,16 +196,10 @@ class Reference:
     cached: bool
     folder: Path | None = None
     start: dict[str, Any] = field(default_factory=dict)
-    #: the retrained network while it is being stored (then None: :meth:`model` reads it back)
+    #: the recipe it was trained with (``init`` says from where)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    #: the retrained network while it is being stored (its weights then live in the cache entry's ``model/``)
     trained: nn.Module | None = field(default=None, repr=False)
-
-    def model(self) -> nn.Module:
-        """The retrained model, read back from its cache entry."""
-        from transformers import AutoModelForImageClassification
-
-        if self.folder is None:
-            raise UnlearnError("this reference was not stored, so its model cannot be read back")
-        return AutoModelForImageClassification.from_pretrained(self.folder / "model")
 
 
 def cache_root() -> Path:
@@ -226,21 +282,44 @@ def reference_key(*, model: dict[str, Any], data: dict[str, Any], forget_rows: n
             "start": start, "seed": int(seed), "execution": execution}
 
 
+def _where(named_by: str | None) -> str:
+    return "the model card's base_model" if named_by == "model card" else "retrain_base"
+
+
+def _cached_commit(base: str) -> str | None:
+    """The commit of a base already in the local Hub cache (offline runs resolve it there)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(base, "config.json", local_files_only=True)).parent.name
+    except Exception:  # noqa: BLE001 - not cached
+        return None
+
+
 def base_identity(base: str, token: str | None, named_by: str | None) -> dict[str, Any]:
     """The base checkpoint Retrain starts from, resolved: a Hub id at its commit, or a local folder's digest.
 
     Resolved before anything is trained, and without downloading weights, so the key of a cached reference
-    is known up front and a base that cannot be found is one line naming where it was named.
+    is known up front and a base that cannot be found is one line naming where it was named. Offline
+    (``HF_HUB_OFFLINE``), a base in the local Hub cache resolves to the commit it was cached at.
     """
+    import huggingface_hub.constants
+
     from .hub import check_source, hub_error_message, with_retries
 
-    where = "the model card's base_model" if named_by == "model card" else "retrain_base"
     try:
         local = check_source("model", base, "a pre-trained model (Hub id or folder)")
     except UnlearnError as exc:
-        raise UnlearnError(f"Retrain's base '{base}' ({where}) is not usable: {exc}") from None
+        raise UnlearnError(f"Retrain's base '{base}' ({_where(named_by)}) is not usable: {exc}") from None
     if local:
         return {"id": base, "local": True, "commit": None, "digest": content_digest(base)}
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        commit = _cached_commit(base)
+        if commit is None:
+            raise UnlearnError(f"Retrain's base '{base}' ({_where(named_by)}) is not in the local Hub cache and "
+                               "the Hub is offline (HF_HUB_OFFLINE): download it once online, give a folder with "
+                               "retrain_base, or use retrain_from=scratch")
+        return {"id": base, "local": False, "commit": commit}
     from huggingface_hub import HfApi
 
     try:
@@ -248,22 +327,38 @@ def base_identity(base: str, token: str | None, named_by: str | None) -> dict[st
     except UnlearnError:
         raise
     except Exception as exc:  # noqa: BLE001 - one line naming the base and the way out
-        raise UnlearnError(f"Retrain's base '{base}' ({where}): {hub_error_message(exc, 'model', base, None)}; "
-                           "give another with retrain_base (--retrain-base) or use retrain_from=scratch") from None
+        raise UnlearnError(f"Retrain's base '{base}' ({_where(named_by)}): "
+                           f"{hub_error_message(exc, 'model', base, None)}; give another with retrain_base "
+                           "(--retrain-base) or use retrain_from=scratch") from None
     return {"id": base, "local": False, "commit": commit}
 
 
-def load_base(identity: dict[str, Any], class_names: list[str], num_channels: int, seed: int,
-              token: str | None) -> nn.Module:
-    """The base checkpoint's weights with a new head for the dataset's labels, drawn with ``seed``."""
+def load_base(identity: dict[str, Any], named_by: str | None, class_names: list[str], sample: torch.Tensor,
+              seed: int, token: str | None) -> nn.Module:
+    """The base checkpoint's weights with a new head for the dataset's labels, drawn with ``seed``.
+
+    ``sample``: one normalised input as the run's processor makes it; the base must take it (same channels,
+    an image size its embeddings accept), else the error says so before any training.
+    """
     from .config import ModelSource
+    from .engine import forward_logits
     from .hub import load_model
 
     labels = {"num_labels": len(class_names), "id2label": dict(enumerate(class_names))}
-    model, _, _ = load_model(ModelSource(identity["id"], identity.get("commit")), token=token, processor=False,
-                             **labels)
-    channels = int(getattr(model.config, "num_channels", num_channels) or num_channels)
-    if channels != num_channels:
-        raise UnlearnError(f"Retrain's base '{identity['id']}' takes {channels}-channel images, the model to "
-                           f"unlearn {num_channels}: they are not the same architecture; use retrain_from=scratch")
-    return fresh_head(model, seed)
+    way_out = "give another with retrain_base (--retrain-base) or use retrain_from=scratch"
+    try:
+        model, _, _ = load_model(ModelSource(identity["id"], identity.get("commit")), token=token,
+                                 processor=False, **labels)
+    except UnlearnError as exc:
+        raise UnlearnError(f"Retrain's base '{identity['id']}' ({_where(named_by)}) could not be loaded: {exc}; "
+                           f"{way_out}") from None
+    fresh_head(model, seed)
+    model.eval()
+    try:
+        with torch.no_grad():
+            forward_logits(model, sample.to(next(model.parameters()).device))
+    except Exception as exc:  # noqa: BLE001 - any shape or dtype mismatch means another architecture
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnlearnError(f"Retrain's base '{identity['id']}' ({_where(named_by)}) cannot take this dataset's "
+                           f"images as the model's processor makes them ({first[:160]}); {way_out}") from None
+    return model

@@ -54,7 +54,7 @@ class UnlearnReport:
     retrain_s: float | None = None
     reference: str | None = None
     #: how the Retrain reference was made: {"from": "scratch"|"base", "base": {id, commit, ...}, "named_by",
-    #: "recipe", "recipe_source": "given"|"default", "cached", "seconds"}
+    #: "recipe", "recipe_source": "given"|"partial"|"default", "recipe_given", "cached", "seconds"}
     retrain: dict[str, Any] | None = None
     #: several seeds: the seeds, and each seed's {seed, metrics, avg_gap, rte_s, retrain_s, retrain};
     #: ``metrics``, ``avg_gap`` and ``rte_s`` then hold the means and ``*_std`` the standard deviations
@@ -122,8 +122,11 @@ class UnlearnReport:
 
     def gap_label(self) -> str:
         """"Avg.Gap", or a label that says Retrain's recipe was hf-unlearn's guess (never the original's)."""
-        if (self.retrain or {}).get("recipe_source") == "default":
+        source = (self.retrain or {}).get("recipe_source")
+        if source == "default":
             return "Avg.Gap (Retrain with a default recipe: original unknown)"
+        if source == "partial":
+            return "Avg.Gap (Retrain's recipe partly hf-unlearn's defaults)"
         return "Avg.Gap"
 
     def table_std(self) -> list[list[Any]] | None:
@@ -138,15 +141,12 @@ class UnlearnReport:
 
     def table_cells(self) -> tuple[list[str], list[list[str]]]:
         """The table as text: two decimals, "mean ± std" over several seeds, "–" where a value is missing."""
-        from .metrics.registry import fmt
+        from .metrics.registry import fmt_pm
 
         headers, rows = self.table_rows()
-        spread = self.table_std()
-        cells = []
-        for i, row in enumerate(rows):
-            cells.append([row[0], *(fmt(v) if spread is None or v is None or spread[i][j + 1] is None
-                                    else f"{fmt(v)} ± {fmt(spread[i][j + 1])}" for j, v in enumerate(row[1:]))])
-        return headers, cells
+        spread = self.table_std() or [[None] * len(row) for row in rows]
+        return headers, [[row[0], *(fmt_pm(v, sd) for v, sd in zip(row[1:], sd_row[1:], strict=True))]
+                         for row, sd_row in zip(rows, spread, strict=True)]
 
     def markdown(self) -> str:
         """The metrics table (original, unlearned, reference) with Avg.Gap."""

@@ -22,10 +22,16 @@ from .report import UnlearnReport
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation of the values that exist (None when none does; std 0 for one)."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not vals:
+    """Mean and sample standard deviation over the seeds (std 0 for one seed).
+
+    None when no seed has the value; NaN when some seeds have it and others not: a mean over the seeds that
+    happened to produce a number would look like a mean over all of them.
+    """
+    if all(v is None for v in values):
         return None, None
+    vals = [float("nan") if v is None else float(v) for v in values]
+    if not all(math.isfinite(v) for v in vals):
+        return float("nan"), float("nan")
     return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
 

@@ -92,10 +92,21 @@ def verdict(report: Any) -> str:
                 "without the forget data. " + text[0].upper() + text[1:])
     if report.seeds and len(report.seeds) > 1:
         text += f" (means over {len(report.seeds)} seeds)"
-    if (report.retrain or {}).get("recipe_source") == "default":
-        text += ". Retrain used hf-unlearn's default recipe, as the original recipe is unknown: every distance " \
-                "is to that guess"
-    return text
+    note = recipe_note(report)
+    return text + (f". {note}" if note else "")
+
+
+def recipe_note(report: Any) -> str | None:
+    """What to say when Retrain's recipe was not (all) the original's; None when it was given whole."""
+    r = report.retrain or {}
+    if r.get("recipe_source") == "default":
+        return ("Retrain used hf-unlearn's default recipe, as the original recipe is unknown: every distance is to "
+                "that guess")
+    if r.get("recipe_source") == "partial":
+        given = ", ".join(r.get("recipe_given") or []) or "some settings"
+        return (f"Retrain's recipe is only partly the original's (given: {given}; the rest are hf-unlearn's "
+                "defaults): every distance is to that partly guessed recipe")
+    return None
 
 
 def reference_line(report: Any) -> str:
@@ -111,8 +122,9 @@ def reference_line(report: Any) -> str:
         start = "trained from scratch (random initialisation)"
     recipe = r.get("recipe") or {}
     brief = ", ".join(f"{k} {recipe[k]}" for k in ("epochs", "lr", "batch_size", "optimizer") if k in recipe)
-    source = ("the given recipe" if r.get("recipe_source") == "given"
-              else "hf-unlearn's DEFAULT recipe (the original recipe is unknown)")
+    source = {"given": "the given recipe",
+              "partial": f"a recipe PARTLY hf-unlearn's defaults (given: {', '.join(r.get('recipe_given') or [])})"
+              }.get(r.get("recipe_source"), "hf-unlearn's DEFAULT recipe (the original recipe is unknown)")
     cached = r.get("cached")
     if isinstance(cached, list):
         when = (f"{sum(cached)} of {len(cached)} seeds read from the reference cache" if any(cached)

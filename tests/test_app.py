@@ -173,5 +173,7 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     assert pareto.endswith("pareto.png") and "**rbm**:" in verdicts and "**ft**:" in verdicts
     assert sorted(Path(f).name for f in files) == ["comparison.json", "comparison.md", "pareto.png"]
     assert history["value"].startswith("#1 compare rbm, ft, forget class 3, seeds 7, 8")
+    opened = c.predict(api_name="/open", choice=history["value"])  # the comparison can be opened again
+    assert status in opened and verdicts in opened
     bad = c.predict(api_name="/compare", methods=[], forget_index_file=None, with_retrain=True)
     assert bad[0] == "**Error:** choose at least one method to compare"

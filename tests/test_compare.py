@@ -18,16 +18,16 @@ def own_cache(monkeypatch, tmp_path):
 
 
 def test_compare_shares_one_retrain_per_seed_and_writes_its_files(demo_assets, own_cache, tmp_path, monkeypatch):
-    from hf_unlearn import api
+    from hf_unlearn import session
 
     trained = []
-    original = api.Loaded._retrain
+    original = session.Loaded._retrain
 
-    def counting(self, recipe, start, base, seed):
+    def counting(self, seed):
         trained.append(seed)
-        return original(self, recipe, start, base, seed)
+        return original(self, seed)
 
-    monkeypatch.setattr(api.Loaded, "_retrain", counting)
+    monkeypatch.setattr(session.Loaded, "_retrain", counting)
     out = tmp_path / "cmp"
     comparison = compare(str(demo_assets[0]), str(demo_assets[1]), "3", methods=("rbm", "ft"), seeds=(0, 1),
                          settings={"epochs": 1}, retrain_settings=DEMO_RECIPE, output_dir=out)

@@ -255,3 +255,113 @@ def test_seeds_from_the_cli_and_bad_seeds(demo_assets, tmp_path, capsys):
                      "3", "--seeds", bad, "--output", str(tmp_path / bad), "--quiet"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+# ------------------------------------------------------------------ review: heads, keys, recipes, failures
+
+
+def _tiny_vit():
+    from transformers import ViTConfig, ViTForImageClassification
+
+    return ViTForImageClassification(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                               intermediate_size=64, image_size=16, patch_size=8, num_labels=3))
+
+
+def _tiny_clip():
+    from transformers import CLIPConfig, CLIPForImageClassification
+
+    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    return CLIPForImageClassification(CLIPConfig(vision_config=dict(small, image_size=16, patch_size=8),
+                                                 text_config=small, num_labels=3))
+
+
+def _tiny_timm():
+    pytest.importorskip("timm")
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    return TimmWrapperForImageClassification(TimmWrapperConfig(architecture="resnet10t", num_labels=3))
+
+
+@pytest.mark.parametrize("make", [_tiny_vit, _tiny_clip, _resnet, _tiny_timm], ids=["vit", "clip", "resnet", "timm"])
+def test_a_fresh_head_is_drawn_from_the_seed_and_the_backbone_is_kept(make, tmp_path):
+    import torch
+
+    from hf_unlearn.reference import fresh_head, head_modules
+
+    model = make()
+    model.save_pretrained(tmp_path)  # loaded weights carry transformers' "already initialised" marks
+    model = type(model).from_pretrained(tmp_path)
+    head = {id(p) for m in head_modules(model) for p in m.parameters(recurse=False)}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert head and len(head) < len(before)
+    fresh_head(model, seed=3)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(id(p) in head for n, p in model.named_parameters() if n in changed)
+    first = {n: p.detach().clone() for n, p in model.named_parameters()}
+    fresh_head(model, seed=3)
+    assert all(torch.equal(p, first[n]) for n, p in model.named_parameters())  # the same seed, the same head
+
+
+def test_a_model_whose_head_cannot_be_told_is_refused_not_reset_whole():
+    from torch import nn
+
+    from hf_unlearn.reference import fresh_head
+
+    with pytest.raises(UnlearnError, match="cannot tell the classification head of Sequential"):
+        fresh_head(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), seed=0)
+
+
+def test_the_recipe_is_given_whole_in_part_or_guessed():
+    from hf_unlearn import RunConfig
+
+    def config(recipe):
+        return RunConfig.from_keywords(model="m", dataset="d", forget="3", reference="retrain",
+                                       retrain_settings=recipe)
+
+    assert config(DEMO_RECIPE).recipe_source == "given"
+    partial = config({"epochs": 3, "lr": 0.1})
+    assert partial.recipe_source == "partial" and partial.recipe_given == ("epochs", "lr")
+    assert config(None).recipe_source == "default" and config({}).recipe_source == "default"
+    with pytest.raises(UnlearnError, match="no 'init' to set: where Retrain starts is retrain_from"):
+        config({"init": "given"})
+
+
+def test_bad_cache_limit_fails_before_any_work(demo_assets, monkeypatch):
+    monkeypatch.setenv("HF_UNLEARN_CACHE_MB", "lots")
+    with pytest.raises(UnlearnError, match="HF_UNLEARN_CACHE_MB must be a size in megabytes"):
+        _demo(demo_assets)
+
+
+def test_stale_temporary_folders_are_swept_and_a_model_without_commit_is_its_weights(own_cache):
+    import os
+    import time
+
+    from hf_unlearn.cache import FolderCache
+    from hf_unlearn.reference import source_identity
+
+    cache = FolderCache(own_cache / "references")
+    cache.root.mkdir(parents=True)
+    (stale := cache.root / ".tmp-dead").mkdir()
+    (fresh := cache.root / ".tmp-writing").mkdir()
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    cache.evict()
+    assert not stale.exists() and fresh.exists()
+    a, b = _resnet(), _resnet()
+    unresolved = {"id": "alice/x", "local": False, "commit": None}
+    assert source_identity(unresolved, a)["digest"] != source_identity(unresolved, b)["digest"]
+    assert source_identity({"id": "/some/folder", "local": True}, a, in_memory=True) == source_identity(
+        unresolved, a, in_memory=True)
+
+
+def test_a_model_in_memory_has_no_card_to_name_its_base(demo_model, digits):
+    model, processor = demo_model
+    with pytest.raises(UnlearnError, match="a model given in memory has no model card to name its base"):
+        unlearn(model, digits, "3", processor=processor, method="ft", epochs=1, reference="retrain",
+                retrain_settings=SHORT, retrain_from="base")
+
+
+def test_retrain_as_the_method_starts_from_the_base_too(finetune_on_hub):
+    report = unlearn("alice/digits-finetuned", "alice/digits", "3", method="retrain", token=TOKEN,
+                     **SHORT).report
+    assert report.retrain["from"] == "base" and report.retrain["base"]["id"] == "alice/digits-base"
+    assert report.retrain["recipe"]["init"] == "given" and report.metrics["unlearned"]["ta"] > 90

@@ -98,3 +98,22 @@ def test_the_reference_line_says_where_retrain_started(record, expected):
     report = _report(_row(100.0, 99.2, 98.0, 100.0, 0.0), retrain=GOLD)
     report.retrain = record
     assert reference_line(report) == expected
+
+
+def test_a_partly_given_recipe_is_said_to_be_partly_guessed():
+    report = _report(_row(100.0, 99.2, 98.0, 100.0, 0.0), retrain=GOLD, gaps={"original": 50.0, "unlearned": 0.7},
+                     recipe_source="partial")
+    report.retrain["recipe_given"] = ["epochs"]
+    assert verdict(report).endswith("Retrain's recipe is only partly the original's (given: epochs; the rest are "
+                                    "hf-unlearn's defaults): every distance is to that partly guessed recipe")
+    assert report.gap_label() == "Avg.Gap (Retrain's recipe partly hf-unlearn's defaults)"
+    assert "PARTLY hf-unlearn's defaults (given: epochs)" in reference_line(report)
+
+
+def test_a_value_missing_on_some_seeds_is_not_averaged_over_the_others():
+    from hf_unlearn.seeds import mean_std
+
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(1.4142135))
+    mean, std = mean_std([1.0, None, 3.0])
+    assert mean != mean and std != std  # NaN: shown as "–", never the mean of the two that exist
+    assert mean_std([None, None]) == (None, None)

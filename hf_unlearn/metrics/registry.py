@@ -133,5 +133,12 @@ def fmt(value: Any) -> str:
     return f"{value:.2f}"
 
 
+def fmt_pm(mean: Any, std: Any = None) -> str:
+    """A table cell over several seeds: "mean ± std" (two decimals), the mean alone without a spread."""
+    if std is None or mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return fmt(mean)
+    return f"{fmt(mean)} ± {fmt(std)}"
+
+
 __all__ = ["CardEntry", "DIRECTIONS", "Metric", "all_metrics", "avg_gap", "card_metrics", "compute_all", "fmt",
-           "gap_metrics", "get_metric", "register", "shown_columns", "table_metrics", "unregister"]
+           "fmt_pm", "gap_metrics", "get_metric", "register", "shown_columns", "table_metrics", "unregister"]

@@ -21,6 +21,7 @@ from ..errors import UnlearnError
 from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
 from .jobs import Job, follow
 from .views import (
+    KEEP_RESULTS,
     comparison_headers,
     comparison_table,
     comparison_verdicts,
@@ -196,7 +197,7 @@ def build_app() -> Any:
             entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
                              f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
                                                         if report.avg_gap else ""), "unlearn", shown, result)
-            state["result"] = result
+            state["result"] = state["history"][-1]["result"]
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
         def on_compare(state: dict, methods: list[str], progress: Any = gr.Progress(), **values: Any):
@@ -248,8 +249,11 @@ def build_app() -> Any:
                 return (state, gr.update(), *unchanged)
             runs = list(entry["shown"]) if entry["view"] == "unlearn" else [gr.update()] * len(run_outputs)
             comps = list(entry["shown"]) if entry["view"] == "compare" else [gr.update()] * len(compare_outputs)
-            if entry["view"] == "unlearn" and entry.get("result") is not None:
-                state["result"] = entry["result"]
+            if entry["view"] == "unlearn":  # Push sends the run on screen, or nothing
+                state["result"] = entry.get("result")
+                if entry.get("result") is None:
+                    runs[0] = (f"{runs[0]}\n\nOnly the last {KEEP_RESULTS} runs keep their model: run this one "
+                               "again to push it.")
             return (state, gr.Tabs(selected=entry["view"]), *runs, *comps)
 
         def on_cancel(state):

@@ -33,6 +33,9 @@ def run_status(report: Any) -> str:
 
     text = (f"Done: {report.method}, forget {report.forget.get('description')}.\n\n"
             f"**Verdict** ({report.seeds_text()}): {verdict(report)}.")
+    if report.seeds and len(report.seeds) > 1:
+        text += (f"\n\nThe table gives mean ± std over the seeds; the plots, the images and the model Push "
+                 f"sends are seed {report.seed}'s run.")
     return text + (f"\n\n{reference_line(report)}." if report.retrain else "")
 
 
@@ -102,15 +105,12 @@ def comparison_headers() -> list[str]:
 
 def comparison_table(comparison: Any) -> dict[str, Any]:
     """The comparison's rows as "mean ± std" text (what comparison.md shows), for the page."""
-    from ..metrics.registry import fmt
-
-    def show(mean: Any, std: Any) -> str:
-        return fmt(mean) if mean is None or std is None else f"{fmt(mean)} ± {fmt(std)}"
+    from ..metrics.registry import fmt_pm
 
     headers = comparison_headers()
     gap = comparison.first.gap_label()
     return {"headers": [gap if h == "Avg.Gap" else h for h in headers],
-            "data": [[name, *(show(m, s) for m, s in cells)] for name, cells in comparison.rows()]}
+            "data": [[name, *(fmt_pm(m, s) for m, s in cells)] for name, cells in comparison.rows()]}
 
 
 def comparison_verdicts(comparison: Any) -> str:
@@ -123,11 +123,23 @@ def comparison_verdicts(comparison: Any) -> str:
 KEEP_RESULTS = 5
 
 
+def pushable(result: Any) -> Any:
+    """What Push needs of a run (the model, its processor, report and mask), without the data, the untouched
+    model and every seed's model, which the session would otherwise hold on to (on the GPU) for each run."""
+    import dataclasses
+
+    return dataclasses.replace(result, evaluations={}, data=None, original_model=None, seed_results=[])
+
+
 def remember(state: dict[str, Any], label: str, view: str, shown: tuple[Any, ...], result: Any) -> str:
-    """Add a finished run or comparison to the session's history; returns its (unique) label."""
+    """Add a finished run or comparison to the session's history; returns its (unique) label.
+
+    The last :data:`KEEP_RESULTS` runs keep what Push needs; older ones can be viewed, not pushed.
+    """
     history = state.setdefault("history", [])
     entry = f"#{len(history) + 1} {label}"
-    history.append({"label": entry, "view": view, "shown": shown, "result": result})
+    history.append({"label": entry, "view": view, "shown": shown,
+                    "result": None if result is None else pushable(result)})
     for old in history[:-KEEP_RESULTS]:
         old["result"] = None
     return entry
