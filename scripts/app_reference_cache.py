@@ -49,7 +49,7 @@ def main() -> None:
             status = out[0].splitlines()
             cached = next((line for line in status if line.startswith("Retrain reference")), "")
             print(f"{method}: {times[-1]:.2f} s wall | {cached.rsplit('; ', 1)[-1]}")
-        print(f"second / first = {times[1] / times[0]:.0%}  ({os.cpu_count()} CPU cores, {platform.machine()}, "
+        print(f"second / first = {times[1] / times[0]:.1%}  ({os.cpu_count()} CPU cores, {platform.machine()}, "
               f"torch CPU, gradio_client over loopback, download_files={args.download_files})")
     finally:
         app.close()
