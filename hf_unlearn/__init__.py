@@ -9,11 +9,12 @@ from .errors import Cancelled, UnlearnError
 from .methods import available_methods, get_method, run_method
 from .push import PushInfo, push_to_hub
 from .report import UnlearnReport
+from .tuning import Tuning, tune
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cancelled", "Comparison", "DataSource", "ForgetSpec", "ModelSource", "PushInfo", "RunConfig", "RunOptions",
     "UnlearnError", "UnlearnReport", "UnlearnResult", "available_methods", "compare", "get_method", "push_to_hub",
-    "run", "run_method", "unlearn",
+    "Tuning", "run", "run_method", "tune", "unlearn",
 ]

@@ -163,6 +163,8 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
     )
     if reference is not None:
         report.settings["retrain_reference"] = reference.recipe
+    if config.tuned:
+        report.settings["tuned"] = dict(config.tuned)
     if "mask" in edited.artifacts:
         mask = edited.artifacts["mask"]
         report.settings["mask"] = dict(mask.meta, selected_fraction=mask.fraction())

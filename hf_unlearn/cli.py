@@ -1,4 +1,4 @@
-"""``hf-unlearn``: the command line (run, demo, methods).
+"""``hf-unlearn``: the command line (run, compare, tune, push, demo, methods).
 
 User mistakes print one ``error:`` line and exit with code 2; no traceback,
 no partial output.
@@ -130,8 +130,31 @@ def keywords_from_args(args: argparse.Namespace) -> dict[str, Any]:
     values = vars(args)
     settings: dict[str, Any] = _key_values(args.set, "--set")
     settings.update(F.parse_inputs(shortcut_inputs(), values))
+    if getattr(args, "settings", None) and args.command == "run":
+        method, tuned, args.tuned_for = tuned_choice(args.settings, args.method)
+        args.method = method
+        values = vars(args)
+        settings = {**tuned, **settings} if method != "none" else {}
     return {**F.parse_inputs(config_inputs(), values), "forget": spec_from_form(values),
             "retrain_settings": _key_values(args.retrain_set, "--retrain-set") or None, **settings}
+
+
+def tuned_choice(path: str, method: str | None) -> tuple[str, dict[str, Any], str]:
+    """The method and settings a settings file gives ``method`` (not named: the file's one method); says so when
+    that is to leave the model alone."""
+    from .tuning import Tuning
+
+    tuning = Tuning.load(path)
+    if method is None:
+        if len(tuning.methods) != 1:
+            raise UnlearnError(f"'{path}' has tuned settings for {', '.join(tuning.methods)}: choose one with --method")
+        method = next(iter(tuning.methods))
+    name, tuned, record = tuning.choice(method)
+    if name == "none":
+        print(f"note: on the proxy requests no tuned setting of {record.method} came closer to Retrain than leaving "
+              f"the model alone (Avg.Gap {record.proxy_avg_gap:.2f} against {record.none_proxy_avg_gap:.2f}): "
+              "running 'none', which returns the untouched model", file=sys.stderr)
+    return name, tuned, record.method
 
 
 def _progress_printer() -> Any:
@@ -154,6 +177,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import RunConfig
 
     config = RunConfig.from_keywords(**keywords_from_args(args))
+    if args.settings:
+        from .tuning import Tuning
+
+        record = Tuning.load(args.settings).record(args.tuned_for, Path(args.settings).name)
+        config = dataclasses.replace(config, tuned=record)
     out = check_output_dir(args.output, args.overwrite)
     result = run(config, token=args.token or os.environ.get("HF_TOKEN"),
                  progress=None if args.quiet else _progress_printer())
@@ -179,6 +207,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not methods:
         raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
     keywords, settings = split_keywords(keywords)
+    if args.settings:
+        from .tuning import Tuning
+
+        tuning = Tuning.load(args.settings)
+        settings = {**{m: t.settings for m, t in tuning.methods.items() if m in methods}, **settings}
     keywords.setdefault("seeds", DEFAULT_SEEDS)
     keywords.update(method=methods[0], reference="retrain")
     config = RunConfig.from_keywords(**keywords)
@@ -191,6 +224,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(comparison.markdown())
     print(f"saved comparison.json, comparison.md and pareto.png to {out}")
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .compare import split_keywords
+    from .config import RunConfig
+    from .tuning import remember, run_tuning
+
+    if args.method or args.reference:
+        raise UnlearnError("tune takes --methods (several, separated by commas) and always measures against "
+                           "Retrain: drop --method / --reference")
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    if not methods:
+        raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
+    keywords, settings = split_keywords(keywords_from_args(args))
+    keywords.update(method=methods[0] if methods[0] != "none" else "ft", reference="retrain")
+    config = RunConfig.from_keywords(**keywords)
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise UnlearnError(f"'{out}' already exists: choose another settings file or pass --overwrite")
+    if not out.parent.is_dir():
+        raise UnlearnError(f"the folder of '{out}' does not exist: create it first")
+    tuning = run_tuning(config, methods, proxies=args.proxies, trials=args.trials, timeout=args.timeout,
+                        settings=settings, token=args.token or os.environ.get("HF_TOKEN"),
+                        progress=None if args.quiet else _trial_printer())
+    if not _is_main_process():
+        return 0
+    tuning.save(out)
+    remember(config, tuning)
+    print(tuning.markdown())
+    print(f"saved the tuned settings to {out} (use: hf-unlearn run --settings {out} --method METHOD ...)")
+    return 0
+
+
+def _trial_printer() -> Any:
+    def show(event: dict[str, Any]) -> None:
+        if "trial" in event:
+            print(f"  {event['phase']}: trial {event['trial'] + 1}/{event['trials']}, proxy × seed "
+                  f"{event['proxy'] + 1}/{event['proxies']}: Avg.Gap {event['avg_gap']:.2f}", file=sys.stderr,
+                  flush=True)
+
+    return show
 
 
 def _is_main_process() -> bool:
@@ -244,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="unlearn with one method and save the checkpoint and report")
     add_run_flags(r)
+    r.add_argument("--settings", metavar="FILE", help="a tuned-settings file (hf-unlearn tune): the method's tuned "
+                   "settings, under any --set; 'none' when tuning found nothing better than the untouched model")
     out = r.add_argument_group("output and the Hub")
     out.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
     out.add_argument("--output", required=True, help="directory for the checkpoint and report")
@@ -259,12 +335,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", default="rbm,minnorm-og,salun,ft",
                    help="methods to compare, separated by commas (default rbm,minnorm-og,salun,ft); --set KEY=VALUE "
                         "sets every method that has KEY, --set METHOD.KEY=VALUE one method")
+    c.add_argument("--settings", metavar="FILE", help="a tuned-settings file (hf-unlearn tune): each tuned "
+                   "method runs with its best settings, under any --set")
     cout = c.add_argument_group("output")
     cout.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
     cout.add_argument("--output", required=True, help="directory for comparison.json, comparison.md, pareto.png")
     cout.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     cout.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=cmd_compare)
+
+    t = sub.add_parser("tune", help="tune methods for a request on proxy requests of its kind and size (their own "
+                       "Retrain references, cached), and write a settings file for run/compare --settings")
+    add_run_flags(t)
+    t.add_argument("--methods", default="rbm,minnorm-og,salun,ft",
+                   help="methods to tune, separated by commas (default rbm,minnorm-og,salun,ft); --set KEY=VALUE "
+                        "fixes a setting instead of tuning it (METHOD.KEY=VALUE for one method)")
+    t.add_argument("--proxies", type=int, default=2, help="proxy requests to tune on (default 2)")
+    t.add_argument("--trials", type=int, default=30, help="trials per method (default 30; the first is the defaults)")
+    t.add_argument("--timeout", type=float, default=None, help="seconds per method at most (default: no limit)")
+    tout = t.add_argument_group("output")
+    tout.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    tout.add_argument("--output", required=True, help="the settings file to write (JSON)")
+    tout.add_argument("--overwrite", action="store_true", help="replace an existing settings file")
+    tout.add_argument("--quiet", action="store_true", help="no progress lines")
+    t.set_defaults(func=cmd_tune)
 
     pu = sub.add_parser("push", help="push a saved output folder to the Hub (one atomic commit, with a model card)")
     pu.add_argument("dir", help="the --output folder of `hf-unlearn run`")

@@ -21,7 +21,7 @@ from typing import Any
 from .cancel import honours_cancel
 from .config import RunConfig
 from .engine import ProgressFn
-from .errors import UnlearnError
+from .errors import Cancelled, UnlearnError
 from .report import UnlearnReport, library_versions
 from .seeds import combine_seeds, mean_std
 
@@ -29,6 +29,10 @@ from .seeds import combine_seeds, mean_std
 DEFAULT_METHODS = ("rbm", "minnorm-og", "salun", "ft")
 #: seeds of a comparison when none are given (a comparison is about spread as much as means)
 DEFAULT_SEEDS = (0, 1, 2)
+#: every comparison runs ``none`` too: an edit is only worth shipping if it beats leaving the model alone
+BASELINE = "none"
+#: how a method's row is labelled in the table when its name alone would not say what it is
+ROW_NAMES = {"none": "none (untouched)"}
 #: the comparison table's columns: (metric key or "avg_gap" / "rte_s", header)
 COLUMNS = (("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA-efficacy"), ("mia_loss", "MIA-loss"),
            ("avg_gap", "Avg.Gap"), ("rte_s", "RTE (s)"))
@@ -42,6 +46,8 @@ class Comparison:
     seeds: tuple[int, ...]
     seconds: float
     versions: dict[str, str] = field(default_factory=library_versions)
+    #: methods that failed on some seed (diverged, say), with the one-line reason: they have no row
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def first(self) -> UnlearnReport:
@@ -62,10 +68,12 @@ class Comparison:
         return mean, std
 
     def rows(self) -> list[tuple[str, list[tuple[float | None, float | None]]]]:
-        """The table's rows: the untouched model, each method, then Retrain (the gold standard)."""
+        """The table's rows: each method (``none``: the untouched model), then Retrain (the gold standard)."""
         first = self.first
-        out = [("original (untouched)", [self.cell(first, "original", k) for k, _ in COLUMNS])]
-        out += [(name, [self.cell(rep, "unlearned", k) for k, _ in COLUMNS]) for name, rep in self.reports.items()]
+        out = [] if "none" in self.reports else \
+            [("original (untouched)", [self.cell(first, "original", k) for k, _ in COLUMNS])]
+        out += [(ROW_NAMES.get(name, name), [self.cell(rep, "unlearned", k) for k, _ in COLUMNS])
+                for name, rep in self.reports.items()]
         if first.metrics.get("retrain"):
             out.append(("retrain (gold standard)", [self.cell(first, "retrain", k) for k, _ in COLUMNS]))
         return out
@@ -73,7 +81,7 @@ class Comparison:
     def markdown(self) -> str:
         """The table (mean ± std over the seeds), the reference it was measured against, and the verdicts."""
         from .metrics.registry import fmt_pm
-        from .verdict import reference_line, verdict
+        from .verdict import comparison_verdict, reference_line, verdict
 
         first = self.first
         gap = first.gap_label()
@@ -85,7 +93,11 @@ class Comparison:
         lines += ["| " + " | ".join([name, *(fmt_pm(*c) for c in cells)]) + " |" for name, cells in self.rows()]
         lines += ["", reference_line(first) if first.retrain else "No Retrain reference.", "",
                   f"Comparison wall time: {self.seconds:.1f} s.", ""]
+        overall = comparison_verdict(self.reports)
+        if overall:
+            lines += [f"**{overall}.**", ""]
         lines += [f"- **{name}**: {verdict(rep)}" for name, rep in self.reports.items()]
+        lines += [f"- **{name}**: failed ({why}); it has no row" for name, why in self.failed.items()]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,7 +106,7 @@ class Comparison:
                 "table": [{"row": name, **{h: {"mean": m, "std": s} for (_, h), (m, s) in zip(COLUMNS, cells,
                                                                                               strict=True)}}
                           for name, cells in self.rows()],
-                "reports": {name: rep.to_dict() for name, rep in self.reports.items()}}
+                "reports": {name: rep.to_dict() for name, rep in self.reports.items()}, "failed": self.failed}
 
     def plot_pareto(self, path: str | Path) -> Path:
         """Avg.Gap against unlearning time, one point per method with error bars (lower left is better)."""
@@ -203,12 +215,15 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
     ``progress`` events carry ``task``/``tasks`` (which of the method × seed runs this is) and ``task_name``.
     """
     from .api import run_seed
+    from .methods import get_method
     from .session import load
 
     if not methods:
         raise UnlearnError("name at least one method to compare")
     if len(set(methods)) != len(methods):
         raise UnlearnError(f"each method may be compared once, got {', '.join(methods)}")
+    if BASELINE not in [get_method(m).name for m in methods]:
+        methods = (*methods, BASELINE)
     checked = method_settings(methods, settings)
     if config.retrain_settings is None:
         config = replace(config, reference="retrain")
@@ -217,17 +232,29 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
     loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
     tasks = [(seed, name) for seed in seeds for name in checked]
     per_method: dict[str, list[UnlearnReport]] = {name: [] for name in checked}
+    failed: dict[str, str] = {}
     for i, (seed, name) in enumerate(tasks):
+        if name in failed:
+            continue
         if progress is not None:
             def tagged(event: dict[str, Any], i: int = i, label: str = f"{name}, seed {seed}") -> None:
                 progress({**event, "task": i, "tasks": len(tasks), "task_name": label})
 
             loaded.engine.progress = tagged
-        result = run_seed(loaded, name, checked[name], seed)
+        try:
+            result = run_seed(loaded, name, checked[name], seed)
+        except Cancelled:
+            raise
+        except UnlearnError as exc:  # one method diverging does not cost the others their comparison
+            if name == BASELINE:
+                raise
+            failed[name] = f"seed {seed}: {exc}"
+            continue
         per_method[name].append(result.report)
         del result
-    reports = {name: combine_seeds(reps) if len(reps) > 1 else reps[0] for name, reps in per_method.items()}
-    return Comparison(reports, tuple(seeds), time.perf_counter() - t0)
+    reports = {name: combine_seeds(reps) if len(reps) > 1 else reps[0] for name, reps in per_method.items()
+               if name not in failed}
+    return Comparison(reports, tuple(seeds), time.perf_counter() - t0, failed=failed)
 
 
 def compare(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFAULT_METHODS, *,

@@ -170,6 +170,8 @@ class RunConfig:
     recipe_given: tuple[str, ...] | None = field(default=None, compare=False)
     #: the reference report, read once when ``reference`` names one
     reference_report: Any = field(default=None, compare=False, repr=False)
+    #: where the settings came from when they are a tuning's (:mod:`hf_unlearn.tuning`): recorded in the report
+    tuned: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         from .methods import get_method

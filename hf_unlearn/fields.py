@@ -22,17 +22,19 @@ from .errors import UnlearnError
 
 def doc(default: Any = MISSING, help: str = "", *, flag: str | None = None, choices: tuple[Any, ...] | None = None,  # noqa: A002
         keyword: str | None = None, app: str | None = None, label: str | None = None,
-        parse: Callable[[str], Any] | None = None, widget: dict[str, Any] | None = None) -> Any:
+        parse: Callable[[str], Any] | None = None, widget: dict[str, Any] | None = None,
+        search: Any = None) -> Any:
     """A dataclass field with its meaning and its user-facing forms attached.
 
     ``keyword``: its name in the flat keyword API (``unlearn(dataset_config=...)``) when that differs from the
     field's own; ``flag``: its CLI flag (default ``--`` + the keyword with dashes); ``choices``: the values it
     accepts; ``app``: the app panel that shows it (``None``: not in the app); ``label``: the app's label;
     ``parse``: how a string becomes its value (default :func:`coerce` by type); ``widget``: extra arguments
-    of its app control (a slider's range, say).
+    of its app control (a slider's range, say); ``search``: the range a tuner may try
+    (:mod:`hf_unlearn.search`; ``None``: the setting is not tuned).
     """
     meta = {"help": help, "flag": flag, "choices": choices, "keyword": keyword, "app": app, "label": label,
-            "parse": parse, "widget": widget or {}}
+            "parse": parse, "widget": widget or {}, "search": search}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

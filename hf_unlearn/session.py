@@ -23,6 +23,7 @@ from .config import DataSource, RunConfig
 from .data import LabelledSplits, UnlearnData, check_model_labels, labelled_splits
 from .engine import Engine, ProgressFn
 from .errors import UnlearnError
+from .forget import ForgetSpec
 from .hub import Resolved, declared_base, default_cache_dir, load_dataset_dict, load_model, materialise_streams
 from .methods import run_method
 from .metrics.evaluation import Evaluation, evaluate, model_outputs
@@ -67,12 +68,22 @@ class Loaded:
     references: dict[int, Reference | None] = field(default_factory=dict)
     #: seed → the untouched model's evaluation (against that seed's reference)
     originals: dict[int, Evaluation] = field(default_factory=dict)
+    #: where decoded tensors are cached (another request's splits are built from the same tensors)
+    tensor_cache: Path | None = None
     _start: tuple[Start, dict[str, Any] | None] | None = None
     _identity: dict[str, Any] | None = None
 
     @property
     def num_channels(self) -> int:
         return int(getattr(self.model.config, "num_channels", 3) or 3)
+
+    def for_request(self, spec: ForgetSpec) -> Loaded:
+        """The same sources, engine and Retrain start with another request's splits (a tuner's proxy request):
+        nothing is loaded or decoded again, and the request's references and evaluations are its own."""
+        data, info = self.splits.build(spec, self.processor, self.num_channels, cache_dir=self.tensor_cache)
+        info["processes"] = self.engine.world
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, forget=spec),
+                                   data=data.to(self.engine.device), data_info=info, references={}, originals={})
 
     def start(self) -> tuple[Start, dict[str, Any] | None]:
         """Retrain's starting point and, from a base, that base's identity (resolved once)."""
@@ -220,7 +231,7 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress)
     data_info["processes"] = engine.world
     return Loaded(config, engine, engine.place(net), proc, splits, data.to(engine.device), data_info, model_res,
-                  data_res, token, model_in_memory=model is not None)
+                  data_res, token, model_in_memory=model is not None, tensor_cache=cache)
 
 
 def _dataset(source: DataSource, dataset: Any, token: str | None) -> tuple[Any, Resolved]:

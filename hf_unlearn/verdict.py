@@ -11,6 +11,8 @@ app and the model card all print this one function's text.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 #: within this many points of Retrain's value a quantity counts as matched ("forgot", "kept")
@@ -84,6 +86,8 @@ def speed_clause(report: Any) -> str | None:
 
 def verdict(report: Any) -> str:
     """The run in one sentence (several seeds: of the means). Further from Retrain than before says so first."""
+    if report.method == "none":
+        return _none_verdict(report)
     gap, worse = gap_clause(report)
     parts = [forgetting_clause(report), keeping_clause(report), gap, speed_clause(report)]
     text = "; ".join(p for p in parts if p)
@@ -94,6 +98,46 @@ def verdict(report: Any) -> str:
         text += f" (means over {len(report.seeds)} seeds)"
     note = recipe_note(report)
     return text + (f". {note}" if note else "")
+
+
+def _none_verdict(report: Any) -> str:
+    """``none`` edits nothing: what the untouched model already does, against Retrain."""
+    gap = (report.avg_gap or {}).get("unlearned")
+    text = "left the model as it is (the baseline every edit must beat): " + forgetting_clause(report)
+    if gap is not None:
+        text += f"; Avg.Gap {gap:.2f}"
+    note = recipe_note(report)
+    return text + (f". {note}" if note else "")
+
+
+def best_choice(reports: Mapping[str, Any]) -> tuple[str | None, float | None, float | None]:
+    """(the edit closest to Retrain, its Avg.Gap, the untouched model's Avg.Gap) over a comparison's reports
+    (means over seeds); the untouched model's is ``none``'s row, else the reports' own baseline."""
+    gaps = {name: (rep.avg_gap or {}).get("unlearned") for name, rep in reports.items()}
+    untouched = gaps.get("none")
+    if untouched is None:
+        untouched = next(((rep.avg_gap or {}).get("original") for rep in reports.values()
+                          if (rep.avg_gap or {}).get("original") is not None), None)
+    edits = {n: g for n, g in gaps.items() if n != "none" and g is not None and math.isfinite(g)}
+    if not edits:
+        return None, None, untouched
+    best = min(edits, key=lambda n: edits[n])
+    return best, edits[best], untouched
+
+
+def comparison_verdict(reports: Mapping[str, Any]) -> str | None:
+    """A comparison in one sentence: the edit closest to Retrain, or, when no edit came closer than leaving the
+    model alone, the advice not to edit it (None without a Retrain reference)."""
+    best, gap, untouched = best_choice(reports)
+    if best is None or untouched is None:
+        return None
+    if gap >= untouched:
+        return (f"Better to leave the model alone: no method came closer to Retrain than the untouched model "
+                f"(Avg.Gap {untouched:.2f}; the best edit, {best}, {gap:.2f}). We recommend not editing the model: "
+                "every edit here leaves it less like one trained without the forget data. Tuning the methods on "
+                "proxy requests (hf-unlearn tune) may find settings that do better")
+    return (f"Closest to Retrain: {best} (Avg.Gap {gap:.2f}, against {untouched:.2f} for leaving the model "
+            "alone)")
 
 
 def recipe_note(report: Any) -> str | None:

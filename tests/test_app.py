@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -165,10 +166,11 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
                     with_retrain=True)  # seeds no other test uses: each Retrain is trained here
     status, log, table, pareto, verdicts, files, history = out
     assert status.startswith("Done: rbm, ft; forget class 3; seeds 7, 8"), status
-    assert "[4/4 ft, seed 8]" in log and "[1/4 rbm, seed 7] retrain" in log and "[3/4 rbm, seed 8] retrain" in log
-    assert "[2/4 ft, seed 7] retrain" not in log  # the second method shares the seed's Retrain
+    # every comparison runs 'none' too: 3 methods × 2 seeds
+    assert "[5/6 ft, seed 8]" in log and "[1/6 rbm, seed 7] retrain" in log and "[4/6 rbm, seed 8] retrain" in log
+    assert "[2/6 ft, seed 7] retrain" not in log  # the second method shares the seed's Retrain
     rows = {row[0]: row for row in table["data"]}
-    assert list(rows) == ["original (untouched)", "rbm", "ft", "retrain (gold standard)"]
+    assert list(rows) == ["rbm", "ft", "none (untouched)", "retrain (gold standard)"]
     assert all(" ± " in cell for cell in rows["rbm"][1:])
     assert pareto.endswith("pareto.png") and "**rbm**:" in verdicts and "**ft**:" in verdicts
     assert sorted(Path(f).name for f in files) == ["comparison.json", "comparison.md", "pareto.png"]
@@ -177,3 +179,34 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     assert status in opened and verdicts in opened
     bad = c.predict(api_name="/compare", methods=[], forget_index_file=None, with_retrain=True)
     assert bad[0] == "**Error:** choose at least one method to compare"
+
+
+def test_the_app_offers_stored_tuned_settings_beside_the_defaults_and_runs_with_them(app_url, demo_assets):
+    from hf_unlearn.config import RunConfig
+    from hf_unlearn.tuning import MethodTuning, Tuning, remember, store_key
+    from hf_unlearn.tuning import _store_path as store_path
+    from hf_unlearn.ui.tuned import offer
+
+    config = RunConfig.from_keywords(model=str(demo_assets[0]), dataset=str(demo_assets[1]),
+                                     forget={"fraction": 0.1}, method="ft")
+    tuning = Tuning(request={"kind": "random", "description": "random 10.0% (seed 0)", "n_forget": 144},
+                    proxies=[{"description": "draw 1"}, {"description": "draw 2"}], sources={}, seeds=[0],
+                    methods={"ft": MethodTuning("ft", {"epochs": 2, "lr": 0.002}, 1.2, [1.1, 1.3], 1.74, 1.98,
+                                                trials=40, none_proxy_avg_gaps=[1.97, 1.99])})
+    remember(config, tuning)
+    try:
+        form = {"model": "", "dataset": "", "method": "ft", "forget_kind": "random"}
+        text = offer(form)
+        assert text.startswith("**Tuned settings for ft** (from the tuned-settings cache; for random 10.0% (seed 0)"
+                               "): tuned on 2 proxy requests, 40 trials: proxy Avg.Gap 1.20 (defaults 1.74; "
+                               "untouched 1.98)."), text
+        assert "| epochs | 5 | 2 |" in text and "| lr | 0.01 | 0.002 |" in text  # the defaults beside them
+        assert offer({**form, "forget_kind": "class"}).startswith("No tuned settings for **ft**")
+        out = run(app_url, forget_kind="random", forget_fraction=0.1, epochs=0)
+        assert "**Settings:** ft's tuned settings (the tuned-settings cache): tuned on 2 proxy requests" in out[0]
+        report = json.loads(Path(out[6]).read_text())
+        assert report["settings"]["epochs"] == 2 and report["settings"]["lr"] == 0.002
+        unticked = run(app_url, forget_kind="random", forget_fraction=0.1, epochs=0, use_tuned=False)
+        assert "**Settings:**" not in unticked[0]
+    finally:
+        store_path(store_key(config, "ft")).unlink()

@@ -91,7 +91,7 @@ def test_compare_view_in_a_real_browser(served_app):
         table = page.locator("#compare-table")
         expect(table).to_contain_text("retrain (gold standard)", timeout=300_000)
         text = table.inner_text()
-        for row in ("original (untouched)", "rbm", "minnorm-og", "ft"):
+        for row in ("none (untouched)", "rbm", "minnorm-og", "ft"):
             assert row in text, row
         assert "salun" not in text and " ± " in text
         expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)

@@ -34,7 +34,7 @@ def test_compare_shares_one_retrain_per_seed_and_writes_its_files(demo_assets, o
     assert trained == [0, 1]  # two methods, two seeds: one Retrain per seed
     assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md", "pareto.png"}
     saved = json.loads((out / "comparison.json").read_text())
-    assert [row["row"] for row in saved["table"]] == ["original (untouched)", "rbm", "ft", "retrain (gold standard)"]
+    assert [row["row"] for row in saved["table"]] == ["rbm", "ft", "none (untouched)", "retrain (gold standard)"]
     assert saved["seeds"] == [0, 1] and saved["table"][1]["Avg.Gap"]["std"] is not None
     md = (out / "comparison.md").read_text()
     assert md.count(" ± ") >= 4 * 7 - 1 and "\n| rbm | " in md

@@ -117,3 +117,39 @@ def test_a_value_missing_on_some_seeds_is_not_averaged_over_the_others():
     mean, std = mean_std([1.0, None, 3.0])
     assert mean != mean and std != std  # NaN: shown as "–", never the mean of the two that exist
     assert mean_std([None, None]) == (None, None)
+
+
+def _named(method, gap, original_gap=2.0):
+    report = _report(_row(10.0, 99.0, 97.0, 20.0), retrain=GOLD, classes=(),
+                     gaps={"original": original_gap, "unlearned": gap, "retrain": 0.0})
+    report.method = method
+    return report
+
+
+def test_a_comparison_where_no_edit_beats_leaving_the_model_alone_says_not_to_edit():
+    from hf_unlearn.verdict import comparison_verdict
+
+    reports = {"rbm": _named("rbm", 6.78, 2.28), "minnorm-og": _named("minnorm-og", 13.07, 2.28),
+               "salun": _named("salun", 65.36, 2.28), "none": _named("none", 2.28, 2.28)}
+    text = comparison_verdict(reports)
+    assert text.startswith("Better to leave the model alone: no method came closer to Retrain than the untouched "
+                           "model (Avg.Gap 2.28; the best edit, rbm, 6.78). We recommend not editing the model")
+    assert "hf-unlearn tune" in text
+    # a tie is not better either
+    assert comparison_verdict({"ft": _named("ft", 2.28, 2.28), "none": _named("none", 2.28, 2.28)}).startswith(
+        "Better to leave the model alone")
+    # an edit that does come closer is named, with the baseline beside it
+    reports["ft"] = _named("ft", 1.16, 2.28)
+    assert comparison_verdict(reports) == ("Closest to Retrain: ft (Avg.Gap 1.16, against 2.28 for leaving the "
+                                           "model alone)")
+    # without a 'none' row the untouched model's own Avg.Gap is the baseline; without a reference, no verdict
+    assert comparison_verdict({"rbm": _named("rbm", 3.0, 2.0)}).startswith("Better to leave the model alone")
+    no_ref = _named("rbm", 1.0)
+    no_ref.avg_gap = None
+    assert comparison_verdict({"rbm": no_ref}) is None
+
+
+def test_none_says_it_left_the_model_as_it_is():
+    text = verdict(_named("none", 2.28, 2.28))
+    assert text.startswith("left the model as it is (the baseline every edit must beat): ")
+    assert text.endswith("Avg.Gap 2.28") and "faster than retraining" not in text

@@ -7,6 +7,7 @@ reported apart (their accuracy should fall to about 0, as Retrain's does).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,24 @@ def test_split(f: ClassFields, test_labels: np.ndarray, class_names: list[str]) 
     return TestRule(np.flatnonzero(~forgotten), np.flatnonzero(forgotten), ids)
 
 
+def proxy(f: ClassFields, train: TrainingSplit, _rows: np.ndarray, index: int, pool_seed: int
+          ) -> tuple[str, dict[str, Any]]:
+    """The ``index``-th group of as many *other* classes, from one seeded order of the classes.
+
+    The order does not depend on the request, so requests for different classes share most proxies (and
+    their cached Retrain references): forgetting 3 and then 5 both tune on the first classes that are neither.
+    """
+    mine = resolve_classes(f.classes, train.class_names)
+    present = [int(c) for c in np.unique(train.labels)]
+    order = [c for c in np.random.default_rng(pool_seed).permutation(present) if int(c) not in mine]
+    need = len(mine)
+    group = order[index * need:(index + 1) * need]
+    if len(group) < need:
+        raise UnlearnError(f"there are not enough other classes for {index + 1} proxy requests of {need} "
+                           f"class{'es' if need > 1 else ''} each ({len(order)} others): ask for fewer proxies")
+    return "class", {"classes": tuple(train.class_names[int(c)] for c in group)}
+
+
 def parse_classes(raw: str | list | tuple | None) -> dict[str, tuple[str, ...]]:
     """'cat,dog' or a list of them (a repeated flag, the app's multi-select) as a tuple of names."""
     if raw is None:
@@ -70,6 +89,7 @@ KIND = ForgetKind(
     name="class", title="classes", fields=ClassFields, select=select, check=check,
     describe=lambda f, _seed: "class " + ", ".join(str(c) for c in f.classes),
     test_split=test_split,
+    proxy=proxy,
     inputs=(KindInput("classes", "class name or id (repeat or comma-separate)", parse_classes,
                       flag="--forget-class", widget="classes", label="Classes to forget", repeat=True),),
     test_rule="the remaining classes' test rows (the forgotten classes' test accuracy is reported apart)",

@@ -79,6 +79,9 @@ class ForgetKind:
     #: the user-facing inputs; ``None``: one per field, generated from the fields' documentation
     inputs: tuple[KindInput, ...] | None = None
     test_rule: str = "the whole test split"
+    #: the ``index``-th proxy request of the same kind and size, disjoint from the real one, as (kind name,
+    #: fields) (:mod:`hf_unlearn.proxies`); ``None``: a seeded random draw of as many other rows
+    proxy: Callable[[Any, TrainingSplit, np.ndarray, int, int], tuple[str, dict[str, Any]]] | None = None
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.fields))

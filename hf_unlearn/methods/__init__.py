@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from . import ft, ga, l1_sparse, minnorm_og, neggrad, rbm, retrain, rl, salun
+from . import ft, ga, l1_sparse, minnorm_og, neggrad, none, rbm, retrain, rl, salun
 from .base import Method, MethodContext
 
 _METHODS: Registry[Method] = Registry("method", lambda m: m.name, aliases={
@@ -21,7 +21,7 @@ def unregister(name: str) -> None:
     _METHODS.unregister(name)
 
 
-for _module in (retrain, ft, ga, rl, neggrad, l1_sparse, salun, rbm, minnorm_og):
+for _module in (retrain, ft, ga, rl, neggrad, l1_sparse, salun, rbm, minnorm_og, none):
     register(_module.METHOD)
 
 

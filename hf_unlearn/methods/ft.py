@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..engine import ParamMask
+from ..search import EPOCHS, LR
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
 @dataclass
 class FTSettings(BaseSettings):
-    epochs: int = doc(5, "passes over the retain set")
-    lr: float = doc(0.01, "learning rate")
+    epochs: int = doc(5, "passes over the retain set", search=EPOCHS)
+    lr: float = doc(0.01, "learning rate", search=LR)
 
 
 def run_finetune(ctx: MethodContext, settings: BaseSettings, mask: ParamMask | None = None,

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..search import EPOCHS, Float
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
 @dataclass
 class GASettings(BaseSettings):
-    epochs: int = doc(5, "passes over the forget set")
-    lr: float = doc(1e-4, "learning rate (ascent diverges quickly: keep it small)")
+    epochs: int = doc(5, "passes over the forget set", search=EPOCHS)
+    lr: float = doc(1e-4, "learning rate (ascent diverges quickly: keep it small)",
+                    search=Float(1e-6, 1e-2, log=True))
 
 
 def run(ctx: MethodContext, settings: GASettings) -> nn.Module:

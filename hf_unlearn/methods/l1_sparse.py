@@ -8,14 +8,16 @@ import torch
 from torch import nn
 
 from ..errors import UnlearnError
+from ..search import EPOCHS, LR, Float
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
 @dataclass
 class L1SparseSettings(BaseSettings):
-    epochs: int = doc(5, "passes over the retain set")
-    lr: float = doc(0.01, "learning rate")
-    alpha: float = doc(5e-5, "λ at the start; λ_t falls linearly to 0 over the run")
+    epochs: int = doc(5, "passes over the retain set", search=EPOCHS)
+    lr: float = doc(0.01, "learning rate", search=LR)
+    alpha: float = doc(5e-5, "λ at the start; λ_t falls linearly to 0 over the run",
+                        search=Float(1e-6, 1e-3, log=True))
 
     def check(self) -> None:
         super().check()

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UnlearnError
+from ..search import EPOCHS, LR, Float
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish
 
 
 @dataclass
 class NegGradSettings(BaseSettings):
-    epochs: int = doc(5, "passes over the retain set, each step paired with a forget batch")
-    lr: float = doc(0.01, "learning rate")
-    alpha: float = doc(0.05, "λ in CE(B_r) − λ·CE(B_f): weight of the forget ascent")
+    epochs: int = doc(5, "passes over the retain set, each step paired with a forget batch",
+                     search=EPOCHS)
+    lr: float = doc(0.01, "learning rate", search=LR)
+    alpha: float = doc(0.05, "λ in CE(B_r) − λ·CE(B_f): weight of the forget ascent",
+                        search=Float(1e-3, 1.0, log=True))
     clip_grad: float = doc(5.0, "gradient-norm clip (the ascent term is unbounded)")
 
     def check(self) -> None:

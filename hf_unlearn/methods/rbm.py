@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import UnlearnError
+from ..search import EPOCHS, LR, Choice, Float
 from .base import Method, MethodContext, doc
 from .ft import run_finetune
 from .masked import MaskSettings, keep_mask_on, saliency_mask
@@ -25,13 +26,16 @@ from .rl import run_relabel
 
 @dataclass
 class RBMSettings(MaskSettings):
-    epochs: int = doc(5, "passes of the unlearning objective")
-    lr: float = doc(0.01, "learning rate")
-    rho: float = doc(0.5, "ρ_r: fraction of weights (highest retain saliency) kept bit-identical")
+    epochs: int = doc(5, "passes of the unlearning objective", search=EPOCHS)
+    lr: float = doc(0.01, "learning rate", search=LR)
+    rho: float = doc(0.5, "ρ_r: fraction of weights (highest retain saliency) kept bit-identical",
+                      search=Float(0.1, 0.95))
     saliency: str = doc("logit", "retain saliency: 'logit' (|∇ z_y|, the linear case's x_j) or 'loss'")
     saliency_reduce: str = doc("sum_of_abs", "Σ_batches |∇ Σ_B z_y| (reference) or abs_of_sum")
-    reset_alpha: float = doc(0.5, "α: scale the unkept weights by (1 − α) before training (1 = remove them)")
-    objective: str = doc("rl", "rl: random labels on D_f + CE on D_r (as SalUn); ft: CE on D_r only")
+    reset_alpha: float = doc(0.5, "α: scale the unkept weights by (1 − α) before training (1 = remove them)",
+                              search=Float(0.0, 1.0))
+    objective: str = doc("rl", "rl: random labels on D_f + CE on D_r (as SalUn); ft: CE on D_r only",
+                           search=Choice(("rl", "ft")))
 
     def check(self) -> None:
         super().check()

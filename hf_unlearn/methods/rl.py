@@ -9,13 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import ParamMask, forward_logits
+from ..search import EPOCHS, LR
 from .base import BaseSettings, Method, MethodContext, ce, doc, finish, random_other_labels
 
 
 @dataclass
 class RLSettings(BaseSettings):
-    epochs: int = doc(5, "passes over the forget set, each step paired with a retain batch")
-    lr: float = doc(0.01, "learning rate")
+    epochs: int = doc(5, "passes over the forget set, each step paired with a retain batch", search=EPOCHS)
+    lr: float = doc(0.01, "learning rate", search=LR)
 
 
 def relabel(num_classes: int, seed: int):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..search import EPOCHS, LR, Float
 from .base import Method, MethodContext, doc
 from .masked import MaskSettings, keep_mask_on, saliency_mask
 from .rl import run_relabel
@@ -17,9 +18,11 @@ from .rl import run_relabel
 
 @dataclass
 class SalUnSettings(MaskSettings):
-    epochs: int = doc(5, "passes over the forget set, each step paired with a retain batch (RL objective)")
-    lr: float = doc(0.01, "learning rate")
-    rho: float = doc(0.5, "ρ: fraction of weights (highest forget saliency) allowed to change")
+    epochs: int = doc(5, "passes over the forget set, each step paired with a retain batch (RL objective)",
+                     search=EPOCHS)
+    lr: float = doc(0.01, "learning rate", search=LR)
+    rho: float = doc(0.5, "ρ: fraction of weights (highest forget saliency) allowed to change",
+                      search=Float(0.05, 0.9))
 
 
 def run(ctx: MethodContext, settings: SalUnSettings) -> nn.Module:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from ..data import UnlearnData
 from ..engine import Engine
+from ..errors import UnlearnError
 from .outputs import LOGITS_BUDGET, EvalOutputs, SplitOutputs
 from .registry import compute_all
 
@@ -18,7 +20,11 @@ def model_outputs(engine: Engine, model: nn.Module, data: UnlearnData, seed: int
     norm = data.normalizer
 
     def outputs(split: Any) -> SplitOutputs:
-        out = SplitOutputs.from_logits(engine.predict(model, split, norm).numpy(), split.labels.cpu().numpy())
+        logits = engine.predict(model, split, norm).numpy()
+        if not np.isfinite(logits).all():  # metrics of NaN outputs are meaningless (and the MIA's SVC refuses them)
+            raise UnlearnError("the model's outputs are not finite (NaN or inf): the method diverged; lower its "
+                               "learning rate or take fewer epochs")
+        out = SplitOutputs.from_logits(logits, split.labels.cpu().numpy())
         if out.logits.nbytes > LOGITS_BUDGET:
             out.release_logits()
         return out

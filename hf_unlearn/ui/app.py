@@ -12,6 +12,7 @@ in the page.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from ..errors import UnlearnError
 from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
 from .jobs import Job, follow
+from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
     KEEP_RESULTS,
     comparison_headers,
@@ -95,6 +97,14 @@ def build_app() -> Any:
         with gr.Accordion("Method settings (from the method's documentation; edit values)", open=False):
             form["settings"] = gr.Dataframe(settings_rows(form["method"].value), interactive=True, wrap=True,
                                             headers=["setting", "value", "meaning"])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                tuned_info = gr.Markdown(elem_id="tuned-info")
+            with gr.Column(scale=1):
+                form["use_tuned"] = gr.Checkbox(value=True, label="use the tuned settings (your edits above win)",
+                                                elem_id="use-tuned")
+                form["tuned_file"] = gr.File(label="or upload a settings file (hf-unlearn tune)", type="filepath",
+                                             file_types=[".json"], elem_id="tuned-file", height=120)
         with gr.Row():
             history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
                                   elem_id="history", interactive=True, scale=4)
@@ -172,7 +182,8 @@ def build_app() -> Any:
             empty = (None, None, None, None, None)  # table, metrics JSON, two plots, report file
             keep = gr.update()
             try:
-                config = RunConfig.from_keywords(**keywords_from_form(values))
+                keywords, tuned = apply_tuned(values, keywords_from_form(values))
+                config = dataclasses.replace(RunConfig.from_keywords(**keywords), tuned=tuned)
             except UnlearnError as exc:
                 yield (state, f"**Error:** {exc}", "", *empty, [], keep)
                 return
@@ -212,7 +223,8 @@ def build_app() -> Any:
                 if not methods:
                     raise UnlearnError("choose at least one method to compare")
                 config = RunConfig.from_keywords(**{**keywords, "method": methods[0], "reference": "retrain"})
-                shared = {k: v for k, v in keywords.items() if k in SHORTCUTS}
+                shared: dict[str, Any] = tuned_for_comparison(values, methods)
+                shared.update({k: v for k, v in keywords.items() if k in SHORTCUTS})
             except UnlearnError as exc:
                 yield (state, f"**Error:** {exc}", "", *empty, keep)
                 return
@@ -281,6 +293,10 @@ def build_app() -> Any:
 
         form["forget_kind"].change(on_kind, form["forget_kind"], kind_rows)
         form["method"].change(settings_rows, form["method"], form["settings"])
+        offer_inputs = {k: form[k] for k in ("model", "dataset", *details, "method", "forget_kind", "tuned_file")}
+        for name in ("model", "dataset", "method", "forget_kind", "tuned_file"):
+            form[name].change(lambda **values: offer(values), inputs_kwargs=offer_inputs, outputs=tuned_info)
+        app.load(lambda **values: offer(values), inputs_kwargs=offer_inputs, outputs=tuned_info)
         inspect_btn.click(on_inspect, inputs_kwargs={k: form[k] for k in ("model", "dataset", *details)},
                           outputs=[*pickers, ds_info, status])
         run_outputs = [status, log, table, metrics_json, per_class, mia, report_file, gallery]

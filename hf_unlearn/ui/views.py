@@ -33,6 +33,10 @@ def run_status(report: Any) -> str:
 
     text = (f"Done: {report.method}, forget {report.forget.get('description')}.\n\n"
             f"**Verdict** ({report.seeds_text()}): {verdict(report)}.")
+    tuned = report.settings.get("tuned")
+    if tuned:
+        text += (f"\n\n**Settings:** {tuned.get('for')}'s tuned settings ({tuned.get('source')}): "
+                 f"{tuned.get('summary')}.")
     if report.seeds and len(report.seeds) > 1:
         text += (f"\n\nThe table gives mean ± std over the seeds; the plots, the images and the model Push "
                  f"sends are seed {report.seed}'s run.")
@@ -114,9 +118,13 @@ def comparison_table(comparison: Any) -> dict[str, Any]:
 
 
 def comparison_verdicts(comparison: Any) -> str:
-    from ..verdict import verdict
+    from ..verdict import comparison_verdict, verdict
 
-    return "\n\n".join(f"**{name}**: {verdict(report)}." for name, report in comparison.reports.items())
+    overall = comparison_verdict(comparison.reports)
+    head = f"### {overall}.\n\n" if overall else ""
+    failed = [f"**{name}**: failed ({why}); it has no row." for name, why in comparison.failed.items()]
+    return head + "\n\n".join([*(f"**{name}**: {verdict(report)}." for name, report in comparison.reports.items()),
+                                *failed])
 
 
 #: how many of a session's results keep their model (for Push); older entries can still be viewed

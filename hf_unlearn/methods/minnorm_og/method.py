@@ -27,20 +27,25 @@ from torch import nn
 
 from ...data import Split
 from ...errors import UnlearnError
+from ...search import EPOCHS, Float, Int
 from ..base import BaseSettings, Method, MethodContext, ce, doc, finish
 from .span import SpanShrinker
 
 
 @dataclass
 class MinNormSettings(BaseSettings):
-    epochs: int = doc(5, "passes over the forget set (forget batches only count steps)")
-    lr: float = doc(1e-3, "learning rate of the retain-loss steps")
+    epochs: int = doc(5, "passes over the forget set (forget batches only count steps)", search=EPOCHS)
+    lr: float = doc(1e-3, "learning rate of the retain-loss steps", search=Float(1e-5, 1e-2, log=True))
     optimizer: str = doc("adamw", "optimizer of the retain-loss steps (the authors: AdamW)")
     weight_decay: float = doc(0.01, "AdamW weight decay (the authors' default)")
-    lambda_reg: float = doc(0.1, "λ_reg = 1/(1+λ) ∈ [0, 1]: share of θ's out-of-span part removed per projection")
-    gamma_reg: float = doc(0.9, "γ_reg: λ_reg is multiplied by this after every projection")
-    t_gd: int = doc(1, "T_GD: the last T_GD epochs take retain-loss steps only (no projection)")
-    t_proj: int = doc(1, "T_proj: project only in epochs whose index is divisible by T_proj")
+    lambda_reg: float = doc(0.1, "λ_reg = 1/(1+λ) ∈ [0, 1]: share of θ's out-of-span part removed per projection",
+                             search=Float(0.0, 1.0))
+    gamma_reg: float = doc(0.9, "γ_reg: λ_reg is multiplied by this after every projection",
+                            search=Float(0.5, 1.0))
+    t_gd: int = doc(1, "T_GD: the last T_GD epochs take retain-loss steps only (no projection)",
+                    search=Int(0, 3))
+    t_proj: int = doc(1, "T_proj: project only in epochs whose index is divisible by T_proj",
+                      search=Int(1, 3))
     n_pert: int = doc(50, "n_pert: retain samples whose output gradients span G (≥ 1 per class present)")
     grad_chunk: int = doc(0, "samples per vmapped backward pass for parameters outside Linear/Conv2d/norm "
                              "layers (a ViT's position embeddings, custom modules); 0 = all n_pert in one, a "

@@ -1,0 +1,449 @@
+"""``tune()``: settings that fit the user's model, chosen on proxy requests, never worse than doing nothing.
+
+Every method's defaults come from one benchmark and do not transfer: on another
+model they can leave it further from Retrain than no edit at all. Tuning on the
+real request would need its Retrain (the cost unlearning avoids) and would
+overfit it, so the tuner works on K proxy requests of the same kind and size,
+disjoint from the real one (:mod:`hf_unlearn.proxies`), each with its own Retrain
+reference (ordinary cached references, shared by later requests).
+
+Per method, Optuna's TPE sampler searches the ranges declared beside the
+method's settings (:mod:`hf_unlearn.search`), within a budget of trials and
+seconds. The first trial is the defaults, so the result is never worse on the
+proxies than they are. A trial reports its running mean Avg.Gap after each
+proxy and is pruned when it is clearly lost: worse than the median of earlier
+trials at that point, or more than twice as far from Retrain as the untouched
+model. The objective is the mean Avg.Gap over the proxies. When no trial beats
+``none`` (the untouched model's Avg.Gap on the same proxies) the tuned choice
+*is* ``none``, and a run with the settings file returns the untouched model.
+
+The result is a settings file (:meth:`Tuning.save`) that ``hf-unlearn run
+--settings FILE``, ``compare --settings FILE`` and the app read, and an entry
+per method in the tuned-settings store, which the app offers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .cancel import honours_cancel, raise_if_cancelled
+from .config import RunConfig
+from .engine import ProgressFn
+from .errors import Cancelled, UnlearnError
+from .proxies import DEFAULT_PROXIES, POOL_SEED, proxy_requests
+from .search import search_space
+
+logger = logging.getLogger(__name__)
+
+#: what a settings file says it is (a file of anything else is refused with that in the message)
+FORMAT = "hf-unlearn tuned settings"
+VERSION = 1
+#: the methods ``hf-unlearn tune`` tunes when none are named
+DEFAULT_METHODS = ("rbm", "minnorm-og", "salun", "ft")
+DEFAULT_TRIALS = 30
+#: a trial whose running Avg.Gap exceeds this many times the untouched model's (plus a point) is clearly lost
+LOST_FACTOR = 2.0
+#: settings files are small; anything larger is not one (the app reads uploads)
+MAX_FILE_BYTES = 1 << 20
+
+
+@dataclass
+class MethodTuning:
+    """One method's tuning: the best settings found and how they did on the proxies against the defaults and
+    the untouched model."""
+
+    method: str
+    #: the best trial's values of the searched settings (with the fixed overrides the tuning was given)
+    settings: dict[str, Any]
+    proxy_avg_gap: float
+    #: the best trial's Avg.Gap on each (proxy, seed) pair, in the order of ``none_proxy_avg_gaps``
+    proxy_avg_gaps: list[float]
+    defaults_proxy_avg_gap: float | None
+    none_proxy_avg_gap: float
+    trials: int
+    pruned: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    budget: dict[str, Any] = field(default_factory=dict)
+    #: the untouched model's Avg.Gap on each (proxy, seed) pair
+    none_proxy_avg_gaps: list[float] = field(default_factory=list)
+
+    @property
+    def beats_none(self) -> bool:
+        """Whether the best trial came closer to Retrain than leaving the model alone, by more than the noise.
+
+        The best of many trials looks better on the proxies than it will on another request (the winner's
+        curse), and on a model already close to Retrain every edit is noise around the untouched model. So
+        the edit must win pair by pair: the mean of (method − none) over the (proxy, seed) pairs plus one
+        standard error of that mean must be below zero.
+        """
+        pairs = list(zip(self.proxy_avg_gaps, self.none_proxy_avg_gaps, strict=False))
+        if len(pairs) != len(self.none_proxy_avg_gaps) or len(pairs) < 2:
+            return self.proxy_avg_gap < self.none_proxy_avg_gap
+        diffs = [a - b for a, b in pairs]
+        mean = sum(diffs) / len(diffs)
+        se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+        return mean + se < 0
+
+    def choice(self) -> tuple[str, dict[str, Any]]:
+        """(method, settings) a tuned run uses: the best trial's, or ``none`` when that did not beat it."""
+        return (self.method, dict(self.settings)) if self.beats_none else ("none", {})
+
+    def summary(self, proxies: int) -> str:
+        """ "tuned on 2 proxy requests, 30 trials: proxy Avg.Gap 1.20 (defaults 15.81; untouched 1.98)"."""
+        defaults = f"defaults {self.defaults_proxy_avg_gap:.2f}; " if self.defaults_proxy_avg_gap is not None else ""
+        text = (f"tuned on {proxies} proxy request{'s' if proxies != 1 else ''}, {self.trials} trials: proxy "
+                f"Avg.Gap {self.proxy_avg_gap:.2f} ({defaults}untouched {self.none_proxy_avg_gap:.2f})")
+        if not self.beats_none:
+            text += ("; no trial beat leaving the model alone by more than the noise between proxy requests, so the "
+                     "tuned choice is 'none'")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "beats_none": self.beats_none}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MethodTuning:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Tuning:
+    """A tuning's result: the request it was for, its proxies, and each method's :class:`MethodTuning`."""
+
+    request: dict[str, Any]
+    proxies: list[dict[str, Any]]
+    sources: dict[str, Any]
+    #: the seeds each proxy ran with (every trial runs on every proxy × seed)
+    seeds: list[int]
+    methods: dict[str, MethodTuning]
+    seconds: float = 0.0
+    #: time spent on the proxies' Retrain references (trained, or read from the cache) and how many were cached
+    reference_seconds: float = 0.0
+    references_cached: int = 0
+    objective: str = "mean Avg.Gap over the proxy requests × seeds"
+
+    def choice(self, method: str) -> tuple[str, dict[str, Any], MethodTuning]:
+        """(method to run, its settings, the tuning record) for ``method``; a one-line error if it was not tuned."""
+        from .methods import get_method
+
+        name = get_method(method).name
+        if name not in self.methods:
+            raise UnlearnError(f"the settings file has tuned settings for {', '.join(self.methods)}, not for "
+                               f"'{name}': tune it (hf-unlearn tune --methods {name}) or choose one of those")
+        tuned = self.methods[name]
+        return (*tuned.choice(), tuned)
+
+    def record(self, method: str, source: str) -> dict[str, Any]:
+        """What a run with these settings records of them (the report's ``settings["tuned"]``, the card)."""
+        tuned = self.choice(method)[2]
+        return {"source": source, "for": tuned.method, "request": self.request.get("description"),
+                "proxies": [p["description"] for p in self.proxies], "summary": tuned.summary(len(self.proxies)),
+                "settings": dict(tuned.settings), "beats_none": tuned.beats_none}
+
+    def markdown(self) -> str:
+        lines = [f"Tuned for {self.request.get('description')} on {len(self.proxies)} proxy requests "
+                 f"({'; '.join(p['description'] for p in self.proxies)}), seeds {', '.join(map(str, self.seeds))}; "
+                 "objective: "
+                 f"{self.objective}.", "",
+                 "| method | trials (pruned, failed) | proxy Avg.Gap, defaults | proxy Avg.Gap, tuned | untouched | "
+                 "tuned settings |", "|---|---|---|---|---|---|"]
+        for name, t in self.methods.items():
+            default = "—" if t.defaults_proxy_avg_gap is None else f"{t.defaults_proxy_avg_gap:.2f}"
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in t.settings.items()) if t.beats_none else \
+                "none (nothing beat the untouched model)"
+            lines.append(f"| {name} | {t.trials} ({t.pruned}, {t.failed}) | {default} | {t.proxy_avg_gap:.2f} | "
+                         f"{t.none_proxy_avg_gap:.2f} | {shown} |")
+        lines += ["", f"Tuning took {self.seconds:.1f} s, of which {self.reference_seconds:.1f} s for the proxies' "
+                  f"Retrain references ({self.references_cached} of {len(self.proxies) * len(self.seeds)} read "
+                  "from the cache)."]
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        from .report import library_versions
+
+        return {"format": FORMAT, "version": VERSION, "request": self.request, "proxies": self.proxies,
+                "sources": self.sources, "seeds": self.seeds, "objective": self.objective,
+                "seconds": self.seconds, "reference_seconds": self.reference_seconds,
+                "references_cached": self.references_cached, "versions": library_versions(),
+                "methods": {name: t.to_dict() for name, t in self.methods.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "the settings") -> Tuning:
+        if not isinstance(d, Mapping) or d.get("format") != FORMAT:
+            raise UnlearnError(f"{where} is not an hf-unlearn tuned-settings file (write one with hf-unlearn tune)")
+        if d.get("version") != VERSION:
+            raise UnlearnError(f"{where} is a tuned-settings file of version {d.get('version')}; this hf-unlearn "
+                               f"reads version {VERSION}: tune again")
+        try:
+            methods = {str(k): MethodTuning.from_dict(v) for k, v in dict(d["methods"]).items()}
+            return cls(request=dict(d["request"]), proxies=list(d["proxies"]), sources=dict(d.get("sources") or {}),
+                       seeds=[int(x) for x in d["seeds"]], methods=methods, seconds=float(d.get("seconds", 0.0)),
+                       reference_seconds=float(d.get("reference_seconds", 0.0)),
+                       references_cached=int(d.get("references_cached", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnlearnError(f"{where} is a damaged tuned-settings file ({exc}): tune again") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the settings file (atomically: a failed write leaves no half file)."""
+        from .report import _clean
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tuning:
+        path = Path(path)
+        try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise UnlearnError(f"'{path.name}' is {path.stat().st_size} bytes: a tuned-settings file is a few KB")
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise UnlearnError(f"cannot read the settings file '{path}': {exc.strerror}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise UnlearnError(f"'{path.name}' is not JSON: give the file hf-unlearn tune wrote") from None
+        return cls.from_dict(data, f"'{path.name}'")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# ------------------------------------------------------------------ the tuned-settings store
+
+
+def store_key(config: RunConfig, method: str) -> dict[str, Any]:
+    """What tuned settings are kept per: the model, the dataset (as named), the request's kind and the method."""
+    return source_key(config.model.id, config.model.revision, config.data.id, config.data.config, config.forget.kind,
+                      method)
+
+
+def source_key(model: str, revision: str | None, dataset: str, dataset_config: str | None, kind: str,
+               method: str) -> dict[str, Any]:
+    """:func:`store_key` from plain names (the app looks tuned settings up before it builds a configuration)."""
+    from .methods import get_method
+
+    return {"model": model, "revision": revision or None, "dataset": dataset, "config": dataset_config or None,
+            "kind": kind, "method": get_method(method).name}
+
+
+def _store_path(key: Mapping[str, Any]) -> Path:
+    import hashlib
+
+    from .hub import default_cache_dir
+
+    digest = hashlib.sha256(json.dumps(dict(key), sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return default_cache_dir() / "tuned" / f"{digest}.json"
+
+
+def remember(config: RunConfig, tuning: Tuning) -> list[Path]:
+    """Keep each method's tuning in the store (one file per model, dataset, kind and method; newest wins)."""
+    out = []
+    for name, tuned in tuning.methods.items():
+        one = replace(tuning, methods={name: tuned})
+        path = _store_path(store_key(config, name))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out.append(one.save(path))
+        except OSError as exc:  # the store is a convenience: the settings file is the result
+            logger.warning("tuned settings could not be kept in the cache (%s)", exc)
+    return out
+
+
+def recall(key: Mapping[str, Any]) -> Tuning | None:
+    """The stored tuning for a :func:`store_key`, or None (none kept, or unreadable)."""
+    path = _store_path(key)
+    if not path.exists():
+        return None
+    try:
+        return Tuning.load(path)
+    except UnlearnError as exc:
+        logger.warning("ignoring the stored tuned settings %s: %s", path, exc)
+        return None
+
+
+# ------------------------------------------------------------------ tuning
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values))
+
+
+def _gap(loaded: Any, method: str, settings: Any, seed: int) -> tuple[float, float]:
+    """(the method's Avg.Gap, the untouched model's) on one loaded request."""
+    from .api import run_seed
+
+    report = run_seed(loaded, method, settings, seed).report
+    gaps = report.avg_gap or {}
+    ours = gaps.get("unlearned")
+    return (math.inf if ours is None or not math.isfinite(ours) else float(ours)), float(gaps["original"])
+
+
+def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float], fixed: Mapping[str, Any],
+                 trials: int, timeout: float | None, progress: ProgressFn | None) -> MethodTuning:
+    """One method's TPE search over the (proxy, seed) units, the defaults as its first trial."""
+    import optuna
+
+    from .fields import default_of
+    from .methods import get_method
+
+    method = get_method(name)
+    space = {k: r for k, r in search_space(method.settings_cls).items() if k not in fixed}
+    if not space:
+        raise UnlearnError(f"method '{name}' declares no tunable settings")
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(method.settings_cls) if f.name in space}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=units[0][1]),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+    study.enqueue_trial(defaults)
+
+    def objective(trial: Any) -> float:
+        raise_if_cancelled()
+        values = {k: r.suggest(trial, k) for k, r in space.items()}
+        gaps: list[float] = []
+        for i, (proxy, seed) in enumerate(units):
+            try:
+                settings = method.settings({**fixed, **values})
+                gaps.append(_gap(proxy, name, settings, seed)[0])
+            except Cancelled:
+                raise
+            except UnlearnError as exc:  # settings the method refuses, or a run that diverged: a failed trial
+                trial.set_user_attr("failed", str(exc))
+                raise optuna.TrialPruned() from None
+            running = _mean(gaps)
+            trial.report(running, i)
+            if progress is not None:
+                progress({"phase": f"tune {name}", "trial": trial.number, "trials": trials, "proxy": i,
+                          "proxies": len(units), "avg_gap": running})
+            if trial.number > 0 and i < len(units) - 1 and (
+                    running > LOST_FACTOR * _mean(none_gaps[:i + 1]) + 1.0 or trial.should_prune()):
+                raise optuna.TrialPruned()
+        trial.set_user_attr("gaps", gaps)
+        return running
+
+    t0 = time.perf_counter()
+    study.optimize(objective, n_trials=trials, timeout=timeout)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise UnlearnError(f"no trial of '{name}' finished within the budget: allow more seconds (--timeout)")
+    best = min(done, key=lambda t: t.value)
+    first = study.trials[0]
+    return MethodTuning(
+        method=method.name, settings={**dict(fixed), **best.params}, proxy_avg_gap=float(best.value),
+        proxy_avg_gaps=list(best.user_attrs["gaps"]),
+        defaults_proxy_avg_gap=float(first.value) if first.state == optuna.trial.TrialState.COMPLETE else None,
+        none_proxy_avg_gap=_mean(none_gaps), trials=len(study.trials),
+        pruned=sum(t.state == optuna.trial.TrialState.PRUNED and "failed" not in t.user_attrs for t in study.trials),
+        failed=sum("failed" in t.user_attrs for t in study.trials), seconds=time.perf_counter() - t0,
+        budget={"trials": trials, "seconds": timeout}, none_proxy_avg_gaps=list(none_gaps))
+
+
+@honours_cancel
+def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, proxies: int = DEFAULT_PROXIES,
+               trials: int = DEFAULT_TRIALS, timeout: float | None = None, settings: Mapping[str, Any] | None = None,
+               pool_seed: int = POOL_SEED, model: Any = None, processor: Any = None, dataset: Any = None,
+               token: str | None = None, progress: ProgressFn | None = None,
+               cancel: threading.Event | None = None) -> Tuning:
+    """Tune ``methods`` for ``config``'s request on ``proxies`` proxy requests (the real request is never run).
+
+    ``trials`` and ``timeout`` (seconds) bound each method's search; ``settings``: fixed overrides (as
+    :func:`hf_unlearn.compare.method_settings` reads them) that are not searched.
+    """
+    from .compare import method_settings
+    from .session import load
+
+    if trials < 1:
+        raise UnlearnError(f"trials must be at least 1, got {trials}")
+    if timeout is not None and timeout <= 0:
+        raise UnlearnError(f"the time budget must be a positive number of seconds, got {timeout}")
+    names = [m for m in methods if m != "none"]
+    if not names:
+        raise UnlearnError("name at least one method to tune ('none' has nothing to tune)")
+    method_settings(names, settings)  # unknown names are errors before anything is loaded
+    fixed = _fixed_overrides(names, settings)
+    if config.retrain_settings is None:
+        config = replace(config, reference="retrain")
+    seeds = list(config.options.seeds or (config.options.seed, config.options.seed + 1))
+    t0 = time.perf_counter()
+    loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
+    specs = proxy_requests(config.forget, loaded.splits.training(), proxies, pool_seed)
+    proxy_loaded = [loaded.for_request(p.spec) for p in specs]
+    loaded.engine.progress = None  # a tuner's progress is its trials, not each training step
+    units = [(p, seed) for p in proxy_loaded for seed in seeds]
+    t_ref = time.perf_counter()
+    # each unit's Retrain (cached across tunings) and the untouched model's distance to it
+    none_gaps = [_gap(p, "none", None, seed)[1] for p, seed in units]
+    reference_seconds = time.perf_counter() - t_ref
+    cached = sum(bool(p.references[seed].cached) for p, seed in units)
+    tuned = {name: _tune_method(name, units, none_gaps, fixed[name], trials, timeout, progress) for name in names}
+    request = {"kind": config.forget.kind, "description": config.forget.describe(),
+               "n_forget": int(len(loaded.data.forget_rows))}
+    proxy_records = [{"description": s.description, "kind": s.spec.kind, "n_forget": int(len(p.data.forget_rows)),
+                      "retrain_s": [p.references[seed].seconds for seed in seeds],
+                      "cached": [bool(p.references[seed].cached) for seed in seeds]}
+                     for s, p in zip(specs, proxy_loaded, strict=True)]
+    return Tuning(request, proxy_records, {"model": loaded.model_res.to_dict(), "dataset": loaded.data_res.to_dict()},
+                  seeds, tuned, time.perf_counter() - t0, reference_seconds, cached)
+
+
+def _fixed_overrides(names: Sequence[str], settings: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each method's fixed overrides as given (not the whole checked dataclass: only these are not searched)."""
+    from .methods import get_method
+
+    out: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for key, value in (settings or {}).items():
+        if key in out and isinstance(value, Mapping):
+            out[key].update(value)
+        elif "." in key:
+            name, setting = key.split(".", 1)
+            out[name][setting] = value
+        else:
+            for n in names:
+                if key in {f["name"] for f in get_method(n).describe_settings()}:
+                    out[n][key] = value
+    return out
+
+
+def tune(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFAULT_METHODS, *,
+         proxies: int = DEFAULT_PROXIES, trials: int = DEFAULT_TRIALS, timeout: float | None = None,
+         settings: Mapping[str, Any] | None = None, output: str | Path | None = None, token: str | None = None,
+         progress: ProgressFn | None = None, cancel: threading.Event | None = None, **keywords: Any) -> Tuning:
+    """Tune methods for a request on proxy requests: ``hf-unlearn tune`` from Python.
+
+    ``keywords`` are ``unlearn(...)``'s configuration keywords (``retrain_settings``, ``seeds``: each trial runs on
+    every proxy with each of them, default the seed and the next one, …). The result is
+    kept in the tuned-settings store (the app offers it) and, with ``output``, written as a settings file for
+    ``hf-unlearn run --settings FILE``.
+    """
+    from .compare import split_keywords
+
+    given, stray = split_keywords(keywords)
+    if stray or {"method", "reference"} & set(given):
+        name = sorted(stray)[0] if stray else sorted({"method", "reference"} & set(given))[0]
+        raise UnlearnError(f"tune() has no keyword '{name}': the methods go in methods=(...), fixed settings in "
+                           "settings={...}, and the reference is always Retrain")
+    config = RunConfig.from_keywords(model=model, dataset=dataset, forget=forget, method="ft", reference="retrain",
+                                     **keywords)
+    tuning = run_tuning(config, methods, proxies=proxies, trials=trials, timeout=timeout, settings=settings,
+                        token=token, progress=progress, cancel=cancel)
+    remember(config, tuning)
+    if output is not None:
+        tuning.save(output)
+    return tuning
+
+
+__all__ = ["DEFAULT_METHODS", "MethodTuning", "Tuning", "recall", "remember", "run_tuning", "source_key", "store_key",
+           "tune"]

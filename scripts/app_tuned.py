@@ -1,0 +1,76 @@
+"""The app's offer of tuned settings, in headless Chromium, and a run with them against the CLI's figures.
+
+Needs a tuning of the demo in the tuned-settings store (``scripts/tune_heldout.py`` leaves one for class-wise
+and random requests). Saves ``tuned-offer.png`` (the form offering the tuned settings beside the defaults) and
+``tuned-run.png`` (the finished run), then runs ``hf-unlearn run --settings FILE`` with the same request and
+prints both Avg.Gap figures.
+
+    python scripts/app_tuned.py --settings docs/results/tuning/class.json --out test-artifacts/screens
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", type=Path, required=True, help="the class-wise settings file tune wrote")
+    ap.add_argument("--method", default="rbm")
+    ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens")
+    ap.add_argument("--readme", action="store_true", help="also copy the offer to docs/tuned.png")
+    args = ap.parse_args()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from playwright.sync_api import expect, sync_playwright
+
+    from hf_unlearn.demo import DEMO_RECIPE, ensure_demo_assets
+    from hf_unlearn.ui.app import serve_on_loopback
+
+    model, data = ensure_demo_assets()
+    app, url = serve_on_loopback()
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            expect(page.locator("#run")).to_be_visible(timeout=30_000)
+            offer = page.locator("#tuned-info")
+            expect(offer).to_contain_text(f"Tuned settings for {args.method}", timeout=30_000)
+            expect(offer).to_contain_text("default")
+            page.screenshot(path=str(args.out / "tuned-offer.png"), full_page=True)
+            page.locator("#run").click()
+            status = page.locator("#status")
+            expect(status).to_contain_text("Verdict", timeout=300_000)
+            expect(status).to_contain_text("tuned settings")
+            page.screenshot(path=str(args.out / "tuned-run.png"), full_page=True)
+            app_text = status.inner_text()
+            browser.close()
+    finally:
+        app.close()
+    app_gap = float(re.search(r"Avg\.Gap ([0-9.]+)", app_text).group(1))
+    out = Path(tempfile.mkdtemp()) / "run"
+    recipe = [f"--retrain-set={k}={v}" for k, v in DEMO_RECIPE.items()]
+    subprocess.run([sys.executable, "-m", "hf_unlearn.cli", "run", "--model", str(model), "--dataset", str(data),
+                    "--forget-class", "3", "--method", args.method, "--settings", str(args.settings),
+                    "--reference", "retrain", *recipe, "--output", str(out), "--quiet"], check=True)
+    cli_gap = json.loads((out / "report.json").read_text())["avg_gap"]["unlearned"]
+    print(f"app: Avg.Gap {app_gap:.2f}; CLI (run --settings {args.settings.name}): Avg.Gap {cli_gap:.2f}")
+    if args.readme:
+        shutil.copy(args.out / "tuned-offer.png", ROOT / "docs" / "tuned.png")
+
+
+if __name__ == "__main__":
+    main()

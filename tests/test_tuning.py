@@ -1,0 +1,201 @@
+"""Tuning on proxy requests: search spaces beside the settings, proxies disjoint from the request and shared
+across requests, the defaults as the first trial, ``none`` as the floor, the settings file and its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hf_unlearn import ForgetSpec, Tuning, UnlearnError, tune, unlearn
+from hf_unlearn.cli import main
+from hf_unlearn.demo import DEMO_RECIPE
+from hf_unlearn.fields import default_of
+from hf_unlearn.forget.kind import TrainingSplit
+from hf_unlearn.forget.spec import select_forget
+from hf_unlearn.methods import available_methods, get_method
+from hf_unlearn.proxies import proxy_requests
+from hf_unlearn.search import Choice, search_space
+from hf_unlearn.tuning import MethodTuning
+
+
+@pytest.fixture()
+def own_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _split(n_per_class: int = 30, classes: int = 10) -> TrainingSplit:
+    labels = np.repeat(np.arange(classes), n_per_class)
+    return TrainingSplit(None, labels, [str(c) for c in range(classes)])
+
+
+def test_every_editing_method_declares_a_search_space_that_holds_its_defaults():
+    for name in available_methods():
+        method = get_method(name)
+        space = search_space(method.settings_cls)
+        if name in ("retrain", "none"):
+            assert space == {}, name
+            continue
+        assert {"epochs", "lr"} <= set(space), name  # every method's own knobs come on top of these
+        for f in dataclasses.fields(method.settings_cls):
+            if f.name in space:
+                r, d = space[f.name], default_of(f)
+                assert d in r.values if isinstance(r, Choice) else r.low <= d <= r.high, (name, f.name, d)
+    assert {"rho", "reset_alpha", "objective"} <= set(search_space(get_method("rbm").settings_cls))
+    assert {"lambda_reg", "gamma_reg", "t_proj", "t_gd"} <= set(search_space(get_method("minnorm-og").settings_cls))
+    assert "alpha" in search_space(get_method("neggrad+").settings_cls)
+
+
+def test_class_proxies_are_other_classes_in_one_order_shared_by_requests():
+    train = _split()
+    three = proxy_requests(ForgetSpec(classes=("3",)), train, 2)
+    assert all(p.spec.kind == "class" and len(p.spec.fields.classes) == 1 for p in three)
+    picked = [p.spec.fields.classes[0] for p in three]
+    assert "3" not in picked and len(set(picked)) == 2
+    other = next(c for c in map(str, range(10)) if c not in {"3", *picked})
+    assert [p.spec.fields.classes for p in proxy_requests(ForgetSpec(classes=(other,)), train, 2)] == \
+        [p.spec.fields.classes for p in three]  # a later request reuses the proxies (and their references)
+    two = proxy_requests(ForgetSpec(classes=("1", "2")), train, 2)
+    assert all(len(p.spec.fields.classes) == 2 and not {"1", "2"} & set(p.spec.fields.classes) for p in two)
+    with pytest.raises(UnlearnError, match="not enough other classes for 2 proxy requests of 5 classes"):
+        proxy_requests(ForgetSpec(classes=tuple("01234")), train, 2)
+
+
+@pytest.mark.parametrize("spec", [ForgetSpec(fraction=0.1, seed=3), ForgetSpec(indices=(1, 5, 9, 200)),
+                                  ForgetSpec(count=7, stratified=True)])
+def test_other_kinds_get_random_draws_of_the_same_size_disjoint_from_the_request(spec):
+    train = _split()
+    real = select_forget(spec, train)
+    proxies = proxy_requests(spec, train, 3)
+    rows = [select_forget(p.spec, train) for p in proxies]
+    assert all(len(r) == len(real) and not np.isin(r, real).any() for r in rows)
+    assert len({tuple(r) for r in rows}) == 3  # three different draws
+    assert all("rows outside the request" in p.description for p in proxies)
+
+
+def test_a_small_request_disjoint_from_the_pool_gets_the_pool_draws_themselves():
+    train = _split()
+    a = proxy_requests(ForgetSpec(indices=(0, 1)), train, 2)
+    pool = {int(r) for p in a for r in p.spec.fields.indices}
+    elsewhere = tuple(int(r) for r in range(len(train)) if r not in pool)[:2]
+    b = proxy_requests(ForgetSpec(indices=elsewhere), train, 2)
+    assert [p.spec.fields.indices for p in a] == [p.spec.fields.indices for p in b]
+
+
+def test_tune_searches_from_the_defaults_and_never_returns_worse_than_them(demo_assets, own_cache, tmp_path):
+    out = tmp_path / "tuned.json"
+    tuning = tune(str(demo_assets[0]), str(demo_assets[1]), ForgetSpec(fraction=0.1, seed=7), ("ft", "rbm"),
+                  trials=3, retrain_settings=DEMO_RECIPE, output=out)
+    assert tuning.references_cached == 0 and len(tuning.proxies) == 2 and tuning.seeds == [0, 1]
+    for name, t in tuning.methods.items():
+        assert t.trials == 3 and t.defaults_proxy_avg_gap is not None
+        assert t.proxy_avg_gap <= t.defaults_proxy_avg_gap  # the defaults are trial 0
+        assert t.proxy_avg_gap == pytest.approx(np.mean(t.proxy_avg_gaps))
+        assert set(t.settings) <= set(search_space(get_method(name).settings_cls))
+        assert t.none_proxy_avg_gap > 0 and len(t.proxy_avg_gaps) == len(t.none_proxy_avg_gaps) == 4
+    # the file round-trips, and says what it is
+    saved = json.loads(out.read_text())
+    assert saved["format"] == "hf-unlearn tuned settings" and set(saved["methods"]) == {"ft", "rbm"}
+    back = Tuning.load(out)
+    assert back.methods["rbm"].settings == tuning.methods["rbm"].settings
+    # the proxies' Retrain references are ordinary cached references: a second tuning trains none
+    again = tune(str(demo_assets[0]), str(demo_assets[1]), ForgetSpec(fraction=0.1, seed=7), ("ft",), trials=1,
+                 retrain_settings=DEMO_RECIPE)
+    assert again.references_cached == 4 and again.reference_seconds < tuning.reference_seconds
+    # one trial is the defaults alone: on the same proxies it scores what the first tuning's trial 0 did
+    assert again.methods["ft"].proxy_avg_gap == tuning.methods["ft"].defaults_proxy_avg_gap
+
+
+def _tuning(method: str, settings: dict, best: float, none: float) -> Tuning:
+    return Tuning(request={"kind": "class", "description": "class 3", "n_forget": 146},
+                  proxies=[{"description": "class 7"}, {"description": "class 1"}], sources={}, seeds=[0],
+                  methods={method: MethodTuning(method, settings, best, [best - 0.1, best + 0.1], best + 5, none,
+                                                trials=4, none_proxy_avg_gaps=[none, none])})
+
+
+def test_an_edit_ships_only_when_it_beats_none_by_more_than_the_noise():
+    def tuned(gaps, nones):
+        return MethodTuning("ft", {}, float(np.mean(gaps)), gaps, None, float(np.mean(nones)), trials=1,
+                            none_proxy_avg_gaps=nones)
+
+    assert tuned([1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.0]).beats_none  # better on every pair
+    assert not tuned([1.5, 2.4, 1.4, 2.5], [2.0, 2.0, 2.0, 2.0]).beats_none  # a lower mean, within the noise
+    assert not tuned([2.0, 2.0], [2.0, 2.0]).beats_none  # a tie is not better
+    assert tuned([1.0, 1.5, 0.8, 1.2], [2.0, 2.0, 2.0, 2.0]).choice() == ("ft", {})
+    assert tuned([2.5, 2.0], [2.0, 2.0]).choice() == ("none", {})
+
+
+def test_run_with_a_settings_file_uses_the_tuned_settings(demo_assets, own_cache, tmp_path, capsys):
+    path = _tuning("ft", {"epochs": 2, "lr": 0.003}, 1.0, 3.0).save(tmp_path / "tuned.json")
+    out = tmp_path / "run"
+    assert main(["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+                 "--settings", str(path), "--output", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "ft" and report["settings"]["epochs"] == 2 and report["settings"]["lr"] == 0.003
+    assert report["settings"]["tuned"]["source"] == "tuned.json"
+    assert report["settings"]["tuned"]["summary"].startswith("tuned on 2 proxy requests, 4 trials")
+    # --set still wins over the file
+    out2 = tmp_path / "run2"
+    assert main(["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+                 "--settings", str(path), "--set", "epochs=1", "--output", str(out2), "--quiet"]) == 0
+    assert json.loads((out2 / "report.json").read_text())["settings"]["epochs"] == 1
+
+
+def test_a_tuning_that_beat_nothing_ships_the_untouched_model(demo_assets, own_cache, tmp_path, capsys):
+    path = _tuning("rbm", {"epochs": 9, "lr": 0.09}, 4.0, 2.0).save(tmp_path / "tuned.json")
+    out = tmp_path / "run"
+    assert main(["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+                 "--method", "rbm", "--settings", str(path), "--output", str(out), "--quiet"]) == 0
+    assert "no tuned setting of rbm came closer to Retrain than leaving the model alone" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "none" and report["settings"]["tuned"]["beats_none"] is False
+    from safetensors.torch import load_file
+
+    saved, original = load_file(out / "model.safetensors"), load_file(demo_assets[0] / "model.safetensors")
+    assert saved.keys() == original.keys() and all(torch.equal(saved[k], original[k]) for k in saved)
+
+
+def test_none_is_the_untouched_model_and_its_metrics_are_the_originals(demo_assets):
+    result = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", method="none")
+    orig = dict(result.original_model.named_parameters())
+    assert all(torch.equal(p, orig[n]) for n, p in result.model.named_parameters())
+    m = result.report.metrics
+    assert m["unlearned"] == m["original"]
+    with pytest.raises(UnlearnError, match="unknown setting 'epochs' for method 'none'"):
+        unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", method="none", epochs=1)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json", "is not JSON"),
+    (json.dumps({"methods": {}}), "is not an hf-unlearn tuned-settings file"),
+    (json.dumps({"format": "hf-unlearn tuned settings", "version": 99}), "of version 99"),
+    (json.dumps({"format": "hf-unlearn tuned settings", "version": 1, "methods": {"ft": {"x": 1}}}), "damaged"),
+])
+def test_a_bad_settings_file_is_one_line(demo_assets, tmp_path, capsys, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+                 "--settings", str(path), "--output", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_method_the_file_does_not_cover_is_named(demo_assets, tmp_path, capsys):
+    path = _tuning("ft", {"epochs": 2}, 1.0, 3.0).save(tmp_path / "tuned.json")
+    assert main(["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+                 "--method", "salun", "--settings", str(path), "--output", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "has tuned settings for ft, not for 'salun'" in capsys.readouterr().err
+
+
+def test_tune_refuses_what_it_cannot_do_before_loading(tmp_path):
+    with pytest.raises(UnlearnError, match="tune\\(\\) has no keyword 'method'"):
+        tune("m", "d", "3", method="ft")
+    with pytest.raises(UnlearnError, match="trials must be at least 1"):
+        tune("m", "d", "3", trials=0)
+    with pytest.raises(UnlearnError, match="'none' has nothing to tune"):
+        tune("m", "d", "3", methods=("none",))
