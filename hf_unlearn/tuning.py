@@ -9,13 +9,18 @@ reference (ordinary cached references, shared by later requests).
 
 Per method, Optuna's TPE sampler searches the ranges declared beside the
 method's settings (:mod:`hf_unlearn.search`), within a budget of trials and
-seconds. The first trial is the defaults, so the result is never worse on the
-proxies than they are. A trial reports its running mean Avg.Gap after each
-proxy and is pruned when it is clearly lost: worse than the median of earlier
-trials at that point, or more than twice as far from Retrain as the untouched
-model. The objective is the mean Avg.Gap over the proxies. When no trial beats
-``none`` (the untouched model's Avg.Gap on the same proxies) the tuned choice
-*is* ``none``, and a run with the settings file returns the untouched model.
+seconds. Every trial runs on each proxy with each search seed (two by default);
+the objective is the mean Avg.Gap over those pairs. The first trial is the
+defaults, so the result is never worse on the proxies than they are. A trial
+reports its running mean after each pair and is pruned when it is clearly
+lost: worse than the median of earlier trials at that point, or more than twice
+as far from Retrain as the untouched model.
+
+The best of many trials flatters itself on the pairs it was chosen on, so it
+is run once more on the proxies with fresh seeds and judged there against
+``none``, pair by pair (:attr:`MethodTuning.beats_none`). When it does not win
+by more than the noise, the tuned choice *is* ``none``, and a run with the
+settings file returns the untouched model.
 
 The result is a settings file (:meth:`Tuning.save`) that ``hf-unlearn run
 --settings FILE``, ``compare --settings FILE`` and the app read, and an entry
@@ -76,21 +81,30 @@ class MethodTuning:
     budget: dict[str, Any] = field(default_factory=dict)
     #: the untouched model's Avg.Gap on each (proxy, seed) pair
     none_proxy_avg_gaps: list[float] = field(default_factory=list)
+    #: the best trial again on the proxies with fresh seeds, and the untouched model there (pair by pair)
+    validation_avg_gaps: list[float] = field(default_factory=list)
+    none_validation_avg_gaps: list[float] = field(default_factory=list)
+
+    @property
+    def validation_avg_gap(self) -> float | None:
+        return _mean(self.validation_avg_gaps) if self.validation_avg_gaps else None
 
     @property
     def beats_none(self) -> bool:
-        """Whether the best trial came closer to Retrain than leaving the model alone, by more than the noise.
+        """Whether the best trial comes closer to Retrain than leaving the model alone, by more than the noise.
 
-        The best of many trials looks better on the proxies than it will on another request (the winner's
-        curse), and on a model already close to Retrain every edit is noise around the untouched model. So
-        the edit must win pair by pair: the mean of (method − none) over the (proxy, seed) pairs plus one
-        standard error of that mean must be below zero.
+        The best of many trials looks better on the pairs it was chosen on than it is (the winner's curse), and
+        on a model already close to Retrain every edit is noise around the untouched model. So the decision is
+        made on fresh seeds (the validation pairs: the same proxies, seeds no trial saw), pair by pair: the mean
+        of (method − none) plus one standard error of that mean must be below zero. Without validation pairs
+        the search pairs are used.
         """
-        pairs = list(zip(self.proxy_avg_gaps, self.none_proxy_avg_gaps, strict=False))
-        if len(pairs) != len(self.none_proxy_avg_gaps) or len(pairs) < 2:
+        ours, theirs = (self.validation_avg_gaps, self.none_validation_avg_gaps) if self.validation_avg_gaps \
+            else (self.proxy_avg_gaps, self.none_proxy_avg_gaps)
+        if len(ours) != len(theirs) or len(ours) < 2:
             return self.proxy_avg_gap < self.none_proxy_avg_gap
-        diffs = [a - b for a, b in pairs]
-        mean = sum(diffs) / len(diffs)
+        diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
+        mean = _mean(diffs)
         se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
         return mean + se < 0
 
@@ -103,13 +117,17 @@ class MethodTuning:
         defaults = f"defaults {self.defaults_proxy_avg_gap:.2f}; " if self.defaults_proxy_avg_gap is not None else ""
         text = (f"tuned on {proxies} proxy request{'s' if proxies != 1 else ''}, {self.trials} trials: proxy "
                 f"Avg.Gap {self.proxy_avg_gap:.2f} ({defaults}untouched {self.none_proxy_avg_gap:.2f})")
+        if self.validation_avg_gaps:
+            text += (f"; on fresh seeds {self.validation_avg_gap:.2f} against "
+                     f"{_mean(self.none_validation_avg_gaps):.2f} untouched")
         if not self.beats_none:
-            text += ("; no trial beat leaving the model alone by more than the noise between proxy requests, so the "
-                     "tuned choice is 'none'")
+            text += ("; it did not beat leaving the model alone by more than the noise, so the tuned choice is "
+                     "'none'")
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "beats_none": self.beats_none}
+        return {**dataclasses.asdict(self), "beats_none": self.beats_none,
+                "validation_avg_gap": self.validation_avg_gap}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MethodTuning:
@@ -132,6 +150,8 @@ class Tuning:
     reference_seconds: float = 0.0
     references_cached: int = 0
     objective: str = "mean Avg.Gap over the proxy requests × seeds"
+    #: the fresh seeds the best trial is checked on against ``none`` (:attr:`MethodTuning.beats_none`)
+    validation_seeds: list[int] = field(default_factory=list)
 
     def choice(self, method: str) -> tuple[str, dict[str, Any], MethodTuning]:
         """(method to run, its settings, the tuning record) for ``method``; a one-line error if it was not tuned."""
@@ -153,27 +173,31 @@ class Tuning:
 
     def markdown(self) -> str:
         lines = [f"Tuned for {self.request.get('description')} on {len(self.proxies)} proxy requests "
-                 f"({'; '.join(p['description'] for p in self.proxies)}), seeds {', '.join(map(str, self.seeds))}; "
-                 "objective: "
+                 f"({'; '.join(p['description'] for p in self.proxies)}), seeds {', '.join(map(str, self.seeds))}"
+                 + (f" (the best trial checked against none on seeds {', '.join(map(str, self.validation_seeds))})"
+                    if self.validation_seeds else "") + "; objective: "
                  f"{self.objective}.", "",
                  "| method | trials (pruned, failed) | proxy Avg.Gap, defaults | proxy Avg.Gap, tuned | untouched | "
-                 "tuned settings |", "|---|---|---|---|---|---|"]
+                 "fresh seeds: tuned / untouched | tuned settings |", "|---|---|---|---|---|---|---|"]
         for name, t in self.methods.items():
             default = "—" if t.defaults_proxy_avg_gap is None else f"{t.defaults_proxy_avg_gap:.2f}"
             shown = ", ".join(f"{k}={_short(v)}" for k, v in t.settings.items()) if t.beats_none else \
                 "none (nothing beat the untouched model)"
+            fresh = f"{t.validation_avg_gap:.2f} / {_mean(t.none_validation_avg_gaps):.2f}" \
+                if t.validation_avg_gaps else "—"
             lines.append(f"| {name} | {t.trials} ({t.pruned}, {t.failed}) | {default} | {t.proxy_avg_gap:.2f} | "
-                         f"{t.none_proxy_avg_gap:.2f} | {shown} |")
+                         f"{t.none_proxy_avg_gap:.2f} | {fresh} | {shown} |")
+        refs = len(self.proxies) * (len(self.seeds) + len(self.validation_seeds))
         lines += ["", f"Tuning took {self.seconds:.1f} s, of which {self.reference_seconds:.1f} s for the proxies' "
-                  f"Retrain references ({self.references_cached} of {len(self.proxies) * len(self.seeds)} read "
-                  "from the cache)."]
+                  f"Retrain references ({self.references_cached} of {refs} read from the cache)."]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         from .report import library_versions
 
         return {"format": FORMAT, "version": VERSION, "request": self.request, "proxies": self.proxies,
-                "sources": self.sources, "seeds": self.seeds, "objective": self.objective,
+                "sources": self.sources, "seeds": self.seeds, "validation_seeds": self.validation_seeds,
+                "objective": self.objective,
                 "seconds": self.seconds, "reference_seconds": self.reference_seconds,
                 "references_cached": self.references_cached, "versions": library_versions(),
                 "methods": {name: t.to_dict() for name, t in self.methods.items()}}
@@ -190,6 +214,7 @@ class Tuning:
             return cls(request=dict(d["request"]), proxies=list(d["proxies"]), sources=dict(d.get("sources") or {}),
                        seeds=[int(x) for x in d["seeds"]], methods=methods, seconds=float(d.get("seconds", 0.0)),
                        reference_seconds=float(d.get("reference_seconds", 0.0)),
+                       validation_seeds=[int(x) for x in d.get("validation_seeds") or []],
                        references_cached=int(d.get("references_cached", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise UnlearnError(f"{where} is a damaged tuned-settings file ({exc}): tune again") from None
@@ -293,8 +318,10 @@ def _gap(loaded: Any, method: str, settings: Any, seed: int) -> tuple[float, flo
 
 
 def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float], fixed: Mapping[str, Any],
-                 trials: int, timeout: float | None, progress: ProgressFn | None) -> MethodTuning:
-    """One method's TPE search over the (proxy, seed) units, the defaults as its first trial."""
+                 trials: int, timeout: float | None, progress: ProgressFn | None,
+                 validation: list[tuple[Any, int]] = (), none_validation: list[float] = ()) -> MethodTuning:
+    """One method's TPE search over the (proxy, seed) units, the defaults as its first trial; then the best
+    trial once more on the ``validation`` units (fresh seeds), where it is judged against ``none``."""
     import optuna
 
     from .fields import default_of
@@ -341,6 +368,8 @@ def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float]
         raise UnlearnError(f"no trial of '{name}' finished within the budget: allow more seconds (--timeout)")
     best = min(done, key=lambda t: t.value)
     first = study.trials[0]
+    best_settings = method.settings({**fixed, **best.params})
+    checked = [_gap(proxy, name, best_settings, seed)[0] for proxy, seed in validation]
     return MethodTuning(
         method=method.name, settings={**dict(fixed), **best.params}, proxy_avg_gap=float(best.value),
         proxy_avg_gaps=list(best.user_attrs["gaps"]),
@@ -348,7 +377,8 @@ def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float]
         none_proxy_avg_gap=_mean(none_gaps), trials=len(study.trials),
         pruned=sum(t.state == optuna.trial.TrialState.PRUNED and "failed" not in t.user_attrs for t in study.trials),
         failed=sum("failed" in t.user_attrs for t in study.trials), seconds=time.perf_counter() - t0,
-        budget={"trials": trials, "seconds": timeout}, none_proxy_avg_gaps=list(none_gaps))
+        budget={"trials": trials, "seconds": timeout}, none_proxy_avg_gaps=list(none_gaps),
+        validation_avg_gaps=checked, none_validation_avg_gaps=list(none_validation))
 
 
 @honours_cancel
@@ -377,26 +407,30 @@ def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, p
     if config.retrain_settings is None:
         config = replace(config, reference="retrain")
     seeds = list(config.options.seeds or (config.options.seed, config.options.seed + 1))
+    fresh = [max(seeds) + 1 + i for i in range(len(seeds))]  # the validation seeds: none of the search's
     t0 = time.perf_counter()
     loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
     specs = proxy_requests(config.forget, loaded.splits.training(), proxies, pool_seed)
     proxy_loaded = [loaded.for_request(p.spec) for p in specs]
     loaded.engine.progress = None  # a tuner's progress is its trials, not each training step
     units = [(p, seed) for p in proxy_loaded for seed in seeds]
+    validation = [(p, seed) for p in proxy_loaded for seed in fresh]
     t_ref = time.perf_counter()
     # each unit's Retrain (cached across tunings) and the untouched model's distance to it
     none_gaps = [_gap(p, "none", None, seed)[1] for p, seed in units]
+    none_validation = [_gap(p, "none", None, seed)[1] for p, seed in validation]
     reference_seconds = time.perf_counter() - t_ref
-    cached = sum(bool(p.references[seed].cached) for p, seed in units)
-    tuned = {name: _tune_method(name, units, none_gaps, fixed[name], trials, timeout, progress) for name in names}
+    cached = sum(bool(p.references[seed].cached) for p, seed in units + validation)
+    tuned = {name: _tune_method(name, units, none_gaps, fixed[name], trials, timeout, progress, validation,
+                                none_validation) for name in names}
     request = {"kind": config.forget.kind, "description": config.forget.describe(),
                "n_forget": int(len(loaded.data.forget_rows))}
     proxy_records = [{"description": s.description, "kind": s.spec.kind, "n_forget": int(len(p.data.forget_rows)),
-                      "retrain_s": [p.references[seed].seconds for seed in seeds],
-                      "cached": [bool(p.references[seed].cached) for seed in seeds]}
+                      "retrain_s": [p.references[seed].seconds for seed in seeds + fresh],
+                      "cached": [bool(p.references[seed].cached) for seed in seeds + fresh]}
                      for s, p in zip(specs, proxy_loaded, strict=True)]
     return Tuning(request, proxy_records, {"model": loaded.model_res.to_dict(), "dataset": loaded.data_res.to_dict()},
-                  seeds, tuned, time.perf_counter() - t0, reference_seconds, cached)
+                  seeds, tuned, time.perf_counter() - t0, reference_seconds, cached, validation_seeds=fresh)
 
 
 def _fixed_overrides(names: Sequence[str], settings: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

@@ -91,12 +91,14 @@ def test_tune_searches_from_the_defaults_and_never_returns_worse_than_them(demo_
     tuning = tune(str(demo_assets[0]), str(demo_assets[1]), ForgetSpec(fraction=0.1, seed=7), ("ft", "rbm"),
                   trials=3, retrain_settings=DEMO_RECIPE, output=out)
     assert tuning.references_cached == 0 and len(tuning.proxies) == 2 and tuning.seeds == [0, 1]
+    assert tuning.validation_seeds == [2, 3]  # the best trial is judged against none on seeds no trial saw
     for name, t in tuning.methods.items():
         assert t.trials == 3 and t.defaults_proxy_avg_gap is not None
         assert t.proxy_avg_gap <= t.defaults_proxy_avg_gap  # the defaults are trial 0
         assert t.proxy_avg_gap == pytest.approx(np.mean(t.proxy_avg_gaps))
         assert set(t.settings) <= set(search_space(get_method(name).settings_cls))
         assert t.none_proxy_avg_gap > 0 and len(t.proxy_avg_gaps) == len(t.none_proxy_avg_gaps) == 4
+        assert len(t.validation_avg_gaps) == len(t.none_validation_avg_gaps) == 4
     # the file round-trips, and says what it is
     saved = json.loads(out.read_text())
     assert saved["format"] == "hf-unlearn tuned settings" and set(saved["methods"]) == {"ft", "rbm"}
@@ -105,7 +107,7 @@ def test_tune_searches_from_the_defaults_and_never_returns_worse_than_them(demo_
     # the proxies' Retrain references are ordinary cached references: a second tuning trains none
     again = tune(str(demo_assets[0]), str(demo_assets[1]), ForgetSpec(fraction=0.1, seed=7), ("ft",), trials=1,
                  retrain_settings=DEMO_RECIPE)
-    assert again.references_cached == 4 and again.reference_seconds < tuning.reference_seconds
+    assert again.references_cached == 8 and again.reference_seconds < tuning.reference_seconds
     # one trial is the defaults alone: on the same proxies it scores what the first tuning's trial 0 did
     assert again.methods["ft"].proxy_avg_gap == tuning.methods["ft"].defaults_proxy_avg_gap
 
@@ -125,6 +127,10 @@ def test_an_edit_ships_only_when_it_beats_none_by_more_than_the_noise():
     assert tuned([1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.0]).beats_none  # better on every pair
     assert not tuned([1.5, 2.4, 1.4, 2.5], [2.0, 2.0, 2.0, 2.0]).beats_none  # a lower mean, within the noise
     assert not tuned([2.0, 2.0], [2.0, 2.0]).beats_none  # a tie is not better
+    # judged on the fresh seeds when there are some: a search win that does not hold there is not shipped
+    lucky = tuned([1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.0])
+    lucky.validation_avg_gaps, lucky.none_validation_avg_gaps = [2.1, 1.9, 2.3, 1.8], [2.0, 2.0, 2.0, 2.0]
+    assert not lucky.beats_none and "did not beat leaving the model alone" in lucky.summary(2)
     assert tuned([1.0, 1.5, 0.8, 1.2], [2.0, 2.0, 2.0, 2.0]).choice() == ("ft", {})
     assert tuned([2.5, 2.0], [2.0, 2.0]).choice() == ("none", {})
 
