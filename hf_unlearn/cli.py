@@ -203,9 +203,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UnlearnError("compare takes --methods (several, separated by commas) and always measures against "
                            "Retrain: drop --method / --reference")
     keywords = keywords_from_args(args)
-    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
-    if not methods:
-        raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
+    methods = _methods(args)
     keywords, settings = split_keywords(keywords)
     if args.settings:
         from .tuning import Tuning
@@ -234,9 +232,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.method or args.reference:
         raise UnlearnError("tune takes --methods (several, separated by commas) and always measures against "
                            "Retrain: drop --method / --reference")
-    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
-    if not methods:
-        raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
+    methods = _methods(args)
     keywords, settings = split_keywords(keywords_from_args(args))
     keywords.update(method=methods[0] if methods[0] != "none" else "ft", reference="retrain")
     config = RunConfig.from_keywords(**keywords)
@@ -312,6 +308,31 @@ def _push_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--branch", help="commit to this branch (created if missing)")
 
 
+def _output_flags(p: argparse.ArgumentParser, output: str, replaced: str) -> None:
+    """--token, --output, --overwrite and --quiet of the commands that compute and write a result."""
+    out = p.add_argument_group("output")
+    out.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
+    out.add_argument("--output", required=True, help=output)
+    out.add_argument("--overwrite", action="store_true", help=f"replace {replaced}")
+    out.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _several_methods(sub: Any, name: str, help_text: str, methods_help: str) -> argparse.ArgumentParser:
+    """A command over several methods (compare, tune): the run's flags and --methods."""
+    p = sub.add_parser(name, help=help_text)
+    add_run_flags(p)
+    p.add_argument("--methods", default="rbm,minnorm-og,salun,ft", help=methods_help)
+    return p
+
+
+def _methods(args: argparse.Namespace) -> list[str]:
+    """The names a --methods value lists (one line of error when it lists none)."""
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    if not methods:
+        raise UnlearnError("--methods expects method names separated by commas, e.g. rbm,minnorm-og,salun,ft")
+    return methods
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hf-unlearn", description="Make a Hub image classifier forget part of its data.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -329,35 +350,23 @@ def build_parser() -> argparse.ArgumentParser:
     _push_flags(out)
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("compare", help="run several methods × seeds on one request against shared Retrain "
-                       "references; write comparison.json, comparison.md and pareto.png")
-    add_run_flags(c)
-    c.add_argument("--methods", default="rbm,minnorm-og,salun,ft",
-                   help="methods to compare, separated by commas (default rbm,minnorm-og,salun,ft); --set KEY=VALUE "
-                        "sets every method that has KEY, --set METHOD.KEY=VALUE one method")
+    c = _several_methods(sub, "compare", "run several methods × seeds on one request against shared Retrain "
+                         "references; write comparison.json, comparison.md and pareto.png",
+                         "methods to compare, separated by commas (default rbm,minnorm-og,salun,ft); --set "
+                         "KEY=VALUE sets every method that has KEY, --set METHOD.KEY=VALUE one method")
     c.add_argument("--settings", metavar="FILE", help="a tuned-settings file (hf-unlearn tune): each tuned "
                    "method runs with its best settings, under any --set")
-    cout = c.add_argument_group("output")
-    cout.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
-    cout.add_argument("--output", required=True, help="directory for comparison.json, comparison.md, pareto.png")
-    cout.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    cout.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_flags(c, "directory for comparison.json, comparison.md, pareto.png", "an existing output directory")
     c.set_defaults(func=cmd_compare)
 
-    t = sub.add_parser("tune", help="tune methods for a request on proxy requests of its kind and size (their own "
-                       "Retrain references, cached), and write a settings file for run/compare --settings")
-    add_run_flags(t)
-    t.add_argument("--methods", default="rbm,minnorm-og,salun,ft",
-                   help="methods to tune, separated by commas (default rbm,minnorm-og,salun,ft); --set KEY=VALUE "
-                        "fixes a setting instead of tuning it (METHOD.KEY=VALUE for one method)")
+    t = _several_methods(sub, "tune", "tune methods for a request on proxy requests of its kind and size (their "
+                         "own Retrain references, cached), and write a settings file for run/compare --settings",
+                         "methods to tune, separated by commas (default rbm,minnorm-og,salun,ft); --set KEY=VALUE "
+                         "fixes a setting instead of tuning it (METHOD.KEY=VALUE for one method)")
     t.add_argument("--proxies", type=int, default=2, help="proxy requests to tune on (default 2)")
     t.add_argument("--trials", type=int, default=30, help="trials per method (default 30; the first is the defaults)")
     t.add_argument("--timeout", type=float, default=None, help="seconds per method at most (default: no limit)")
-    tout = t.add_argument_group("output")
-    tout.add_argument("--token", help="Hub token (default: HF_TOKEN or the saved login)")
-    tout.add_argument("--output", required=True, help="the settings file to write (JSON)")
-    tout.add_argument("--overwrite", action="store_true", help="replace an existing settings file")
-    tout.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_flags(t, "the settings file to write (JSON)", "an existing settings file")
     t.set_defaults(func=cmd_tune)
 
     pu = sub.add_parser("push", help="push a saved output folder to the Hub (one atomic commit, with a model card)")

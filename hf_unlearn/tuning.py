@@ -19,8 +19,9 @@ as far from Retrain as the untouched model.
 The best of many trials flatters itself on the pairs it was chosen on, so it
 is run once more on the proxies with fresh seeds and judged there against
 ``none``, pair by pair (:attr:`MethodTuning.beats_none`). When it does not win
-by more than the noise, the tuned choice *is* ``none``, and a run with the
-settings file returns the untouched model.
+by more than the noise and one forget example's worth of Avg.Gap, the tuned
+choice *is* ``none``, and a run with the settings file returns the untouched
+model.
 
 The result is a settings file (:meth:`Tuning.save`) that ``hf-unlearn run
 --settings FILE``, ``compare --settings FILE`` and the app read, and an entry
@@ -84,6 +85,8 @@ class MethodTuning:
     #: the best trial again on the proxies with fresh seeds, and the untouched model there (pair by pair)
     validation_avg_gaps: list[float] = field(default_factory=list)
     none_validation_avg_gaps: list[float] = field(default_factory=list)
+    #: how much closer than ``none`` an edit must come (beyond the noise) to ship: one forget example's worth
+    margin: float = 0.0
 
     @property
     def validation_avg_gap(self) -> float | None:
@@ -96,17 +99,18 @@ class MethodTuning:
         The best of many trials looks better on the pairs it was chosen on than it is (the winner's curse), and
         on a model already close to Retrain every edit is noise around the untouched model. So the decision is
         made on fresh seeds (the validation pairs: the same proxies, seeds no trial saw), pair by pair: the mean
-        of (method − none) plus one standard error of that mean must be below zero. Without validation pairs
-        the search pairs are used.
+        of (method − none) plus one standard error of that mean must be below −``margin``, the Avg.Gap one
+        forget example moves (a smaller gain is below what the metrics can resolve). Without validation
+        pairs the search pairs are used.
         """
         ours, theirs = (self.validation_avg_gaps, self.none_validation_avg_gaps) if self.validation_avg_gaps \
             else (self.proxy_avg_gaps, self.none_proxy_avg_gaps)
         if len(ours) != len(theirs) or len(ours) < 2:
-            return self.proxy_avg_gap < self.none_proxy_avg_gap
+            return self.proxy_avg_gap < self.none_proxy_avg_gap - self.margin
         diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
         mean = _mean(diffs)
         se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
-        return mean + se < 0
+        return mean + se < -self.margin
 
     def choice(self) -> tuple[str, dict[str, Any]]:
         """(method, settings) a tuned run uses: the best trial's, or ``none`` when that did not beat it."""
@@ -121,8 +125,8 @@ class MethodTuning:
             text += (f"; on fresh seeds {self.validation_avg_gap:.2f} against "
                      f"{_mean(self.none_validation_avg_gaps):.2f} untouched")
         if not self.beats_none:
-            text += ("; it did not beat leaving the model alone by more than the noise, so the tuned choice is "
-                     "'none'")
+            text += ("; it did not beat leaving the model alone by more than the noise and one forget example, so "
+                     "the tuned choice is 'none'")
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,6 +311,13 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values))
 
 
+def one_example(n_forget: int) -> float:
+    """The Avg.Gap one forget example moves: its share of UA (and MIA-efficacy) over the gap's metrics."""
+    from .metrics.registry import gap_metrics
+
+    return 100.0 / (max(len(gap_metrics()), 1) * max(n_forget, 1))
+
+
 def _gap(loaded: Any, method: str, settings: Any, seed: int) -> tuple[float, float]:
     """(the method's Avg.Gap, the untouched model's) on one loaded request."""
     from .api import run_seed
@@ -319,7 +330,8 @@ def _gap(loaded: Any, method: str, settings: Any, seed: int) -> tuple[float, flo
 
 def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float], fixed: Mapping[str, Any],
                  trials: int, timeout: float | None, progress: ProgressFn | None,
-                 validation: list[tuple[Any, int]] = (), none_validation: list[float] = ()) -> MethodTuning:
+                 validation: list[tuple[Any, int]] = (), none_validation: list[float] = (),
+                 margin: float = 0.0) -> MethodTuning:
     """One method's TPE search over the (proxy, seed) units, the defaults as its first trial; then the best
     trial once more on the ``validation`` units (fresh seeds), where it is judged against ``none``."""
     import optuna
@@ -378,7 +390,7 @@ def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float]
         pruned=sum(t.state == optuna.trial.TrialState.PRUNED and "failed" not in t.user_attrs for t in study.trials),
         failed=sum("failed" in t.user_attrs for t in study.trials), seconds=time.perf_counter() - t0,
         budget={"trials": trials, "seconds": timeout}, none_proxy_avg_gaps=list(none_gaps),
-        validation_avg_gaps=checked, none_validation_avg_gaps=list(none_validation))
+        validation_avg_gaps=checked, none_validation_avg_gaps=list(none_validation), margin=margin)
 
 
 @honours_cancel
@@ -421,8 +433,9 @@ def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, p
     none_validation = [_gap(p, "none", None, seed)[1] for p, seed in validation]
     reference_seconds = time.perf_counter() - t_ref
     cached = sum(bool(p.references[seed].cached) for p, seed in units + validation)
+    margin = one_example(len(loaded.data.forget_rows))
     tuned = {name: _tune_method(name, units, none_gaps, fixed[name], trials, timeout, progress, validation,
-                                none_validation) for name in names}
+                                none_validation, margin) for name in names}
     request = {"kind": config.forget.kind, "description": config.forget.describe(),
                "n_forget": int(len(loaded.data.forget_rows))}
     proxy_records = [{"description": s.description, "kind": s.spec.kind, "n_forget": int(len(p.data.forget_rows)),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sys.path.insert(0, str(ROOT / "scripts"))
+from browser import demo_page  # noqa: E402 - the scripts folder is not a package
 
 
 def main() -> None:
@@ -31,35 +31,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens")
     ap.add_argument("--readme", action="store_true", help="also copy the offer to docs/tuned.png")
     args = ap.parse_args()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from hf_unlearn.demo import DEMO_RECIPE, ensure_demo_assets
-    from hf_unlearn.ui.app import serve_on_loopback
 
     model, data = ensure_demo_assets()
-    app, url = serve_on_loopback()
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            expect(page.locator("#run")).to_be_visible(timeout=30_000)
-            offer = page.locator("#tuned-info")
-            expect(offer).to_contain_text(f"Tuned settings for {args.method}", timeout=30_000)
-            expect(offer).to_contain_text("default")
-            page.screenshot(path=str(args.out / "tuned-offer.png"), full_page=True)
-            page.locator("#run").click()
-            status = page.locator("#status")
-            expect(status).to_contain_text("Verdict", timeout=300_000)
-            expect(status).to_contain_text("tuned settings")
-            page.screenshot(path=str(args.out / "tuned-run.png"), full_page=True)
-            app_text = status.inner_text()
-            browser.close()
-    finally:
-        app.close()
+    with demo_page() as page:
+        offer = page.locator("#tuned-info")
+        expect(offer).to_contain_text(f"Tuned settings for {args.method}", timeout=30_000)
+        expect(offer).to_contain_text("default")
+        page.screenshot(path=str(args.out / "tuned-offer.png"), full_page=True)
+        page.locator("#run").click()
+        status = page.locator("#status")
+        expect(status).to_contain_text("Verdict", timeout=300_000)
+        expect(status).to_contain_text("tuned settings")
+        page.screenshot(path=str(args.out / "tuned-run.png"), full_page=True)
+        app_text = status.inner_text()
     app_gap = float(re.search(r"Avg\.Gap ([0-9.]+)", app_text).group(1))
     out = Path(tempfile.mkdtemp()) / "run"
     recipe = [f"--retrain-set={k}={v}" for k, v in DEMO_RECIPE.items()]

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sys.path.insert(0, str(ROOT / "scripts"))
+from browser import demo_page  # noqa: E402 - the scripts folder is not a package
 
 
 def main() -> None:
@@ -26,56 +27,37 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "screens")
     ap.add_argument("--readme", action="store_true", help="also copy the finished run to docs/app.png")
     args = ap.parse_args()
-    if not Path(CHROMIUM).exists():
-        sys.exit("Debian's chromium is not installed (apt-get install chromium)")
-    import os
+    from playwright.sync_api import expect
 
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from playwright.sync_api import expect, sync_playwright
-
-    from hf_unlearn.demo import ensure_demo_assets
-    from hf_unlearn.ui.app import serve_on_loopback
-
-    ensure_demo_assets()
-    app, url = serve_on_loopback()
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            expect(page.locator("#run")).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(args.out / "landing.png"), full_page=True)
+    with demo_page() as page:
+        page.screenshot(path=str(args.out / "landing.png"), full_page=True)
 
-            page.locator("#forget-kind").get_by_label("random").check()
-            expect(page.get_by_label("random: stratified by class")).to_be_visible()
-            page.screenshot(path=str(args.out / "kind-random.png"), full_page=True)
-            page.locator("#forget-kind").get_by_label("indices").check()
-            page.get_by_text("Model and dataset details").click()
-            expect(page.get_by_label("train split")).to_be_visible()
-            page.screenshot(path=str(args.out / "details-indices.png"), full_page=True)
-            page.get_by_text("Model and dataset details").click()
-            page.locator("#forget-kind").get_by_label("class").check()
+        page.locator("#forget-kind").get_by_label("random").check()
+        expect(page.get_by_label("random: stratified by class")).to_be_visible()
+        page.screenshot(path=str(args.out / "kind-random.png"), full_page=True)
+        page.locator("#forget-kind").get_by_label("indices").check()
+        page.get_by_text("Model and dataset details").click()
+        expect(page.get_by_label("train split")).to_be_visible()
+        page.screenshot(path=str(args.out / "details-indices.png"), full_page=True)
+        page.get_by_text("Model and dataset details").click()
+        page.locator("#forget-kind").get_by_label("class").check()
 
-            page.locator("#run").click()
-            expect(page.locator("#metrics")).to_contain_text("retrain", timeout=300_000)
-            expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(args.out / "run.png"), full_page=True)
+        page.locator("#run").click()
+        expect(page.locator("#metrics")).to_contain_text("retrain", timeout=300_000)
+        expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(args.out / "run.png"), full_page=True)
 
-            page.get_by_label("seeds (e.g. 0,1,2; empty: the seed)").fill("0,1,2")
-            page.get_by_role("tab", name="Compare methods").click()
-            page.locator("#compare-run").click()
-            table = page.locator("#compare-table")
-            expect(table).to_contain_text("retrain (gold standard)", timeout=600_000)
-            for row in ("none (untouched)", "rbm", "minnorm-og", "salun"):
-                expect(table).to_contain_text(row)
-            expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)
-            page.locator("#views").screenshot(path=str(args.out / "compare.png"))
-            page.screenshot(path=str(args.out / "compare-page.png"), full_page=True)
-            browser.close()
-    finally:
-        app.close()
+        page.get_by_label("seeds (e.g. 0,1,2; empty: the seed)").fill("0,1,2")
+        page.get_by_role("tab", name="Compare methods").click()
+        page.locator("#compare-run").click()
+        table = page.locator("#compare-table")
+        expect(table).to_contain_text("retrain (gold standard)", timeout=600_000)
+        for row in ("none (untouched)", "rbm", "minnorm-og", "salun"):
+            expect(table).to_contain_text(row)
+        expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)
+        page.locator("#views").screenshot(path=str(args.out / "compare.png"))
+        page.screenshot(path=str(args.out / "compare-page.png"), full_page=True)
     if args.readme:
         shutil.copy(args.out / "run.png", ROOT / "docs" / "app.png")
         shutil.copy(args.out / "compare.png", ROOT / "docs" / "compare.png")

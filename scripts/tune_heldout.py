@@ -81,10 +81,12 @@ def main() -> None:
         again = tune(model, data, another, methods, trials=args.trials, output=out / f"{kind}-second.json", **common)
         second_s = time.perf_counter() - t1
         none = gap(defaults, "none")
+        refs = len(tuning.proxies) * (len(tuning.seeds) + len(tuning.validation_seeds))
         md += [f"## {heldout.describe()} (held out)", "",
                f"Proxies: {'; '.join(p['description'] for p in tuning.proxies)}.", "",
                "| method | defaults | tuned (best trial) | tuned run ships | none (untouched) | shipped ≤ none | "
-               "proxy Avg.Gap: defaults → best (none) | trials (pruned, failed) |", "|---|---|---|---|---|---|---|---|"]
+               "proxy Avg.Gap: defaults → best (none) | fresh seeds: best / none | trials (pruned, failed) |",
+               "|---|---|---|---|---|---|---|---|---|"]
         untouched = defaults.reports["none"].avg_gap["unlearned"]
         for m in methods:
             t = tuning.methods[m]
@@ -93,12 +95,14 @@ def main() -> None:
             ok = name in shipped.reports and shipped.reports[name].avg_gap["unlearned"] <= untouched + 1e-9
             md.append(f"| {m} | {gap(defaults, m)} | {gap(tuned, m)} | {name}: {gap(shipped, name)} | {none} | "
                       f"{'yes' if ok else 'NO'} | {fmt(t.defaults_proxy_avg_gap)} → {t.proxy_avg_gap:.2f} "
-                      f"({t.none_proxy_avg_gap:.2f}) | {t.trials} ({t.pruned}, {t.failed}) |")
+                      f"({t.none_proxy_avg_gap:.2f}) | {t.validation_avg_gap:.2f} / "
+                      f"{sum(t.none_validation_avg_gaps) / len(t.none_validation_avg_gaps):.2f} | "
+                      f"{t.trials} ({t.pruned}, {t.failed}) |")
         md += ["", f"Tuning: {first_s:.0f} s for the {len(methods)} methods ({tuning.reference_seconds:.1f} s of it "
-               f"for the proxies' Retrain references, {tuning.references_cached} of 2 from the cache). "
+               f"for the proxies' Retrain references, {tuning.references_cached} of {refs} from the cache). "
                f"A second tuning, for {another.describe()} (proxies: "
                f"{'; '.join(p['description'] for p in again.proxies)}): {second_s:.0f} s "
-               f"({again.reference_seconds:.1f} s for references, {again.references_cached} of 2 from the cache).",
+               f"({again.reference_seconds:.1f} s for references, {again.references_cached} of {refs} from the cache).",
                "", "Tuned settings:", "", tuning.markdown(), ""]
         summary[kind] = {"tuning_s": first_s, "second_tuning_s": second_s, "tuning": tuning.to_dict(),
                          "second": again.to_dict(), "defaults": defaults.to_dict(), "tuned": tuned.to_dict()}

@@ -52,6 +52,8 @@ def test_demo_rbm_run_and_push_in_a_real_browser(served_app, hub):
         page.get_by_role("option", name="5", exact=True).click()
         page.keyboard.press("Escape")
         expect(page.locator("#method input")).to_have_value("rbm")
+        # nothing has been tuned in this session's cache: the page says the defaults are used, and how to tune
+        expect(page.locator("#tuned-info")).to_contain_text("No tuned settings for rbm", timeout=30_000)
 
         page.locator("#run").click()
         metrics = page.locator("#metrics")

@@ -1,0 +1,39 @@
+"""What the screenshot scripts share: the app on the offline demo, served on loopback, in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextmanager
+def demo_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A Playwright page on a fresh app (the demo's assets built first); the app and browser close after."""
+    if not Path(CHROMIUM).exists():
+        sys.exit("Debian's chromium is not installed (apt-get install chromium)")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from playwright.sync_api import expect, sync_playwright
+
+    from hf_unlearn.demo import ensure_demo_assets
+    from hf_unlearn.ui.app import serve_on_loopback
+
+    ensure_demo_assets()
+    app, url = serve_on_loopback()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url)
+            expect(page.locator("#run")).to_be_visible(timeout=30_000)
+            yield page
+            browser.close()
+    finally:
+        app.close()
