@@ -100,9 +100,11 @@ class MethodTuning:
         on a model already close to Retrain every edit is noise around the untouched model. So the decision is
         made on fresh seeds (the validation pairs: the same proxies, seeds no trial saw), pair by pair: the mean
         of (method − none) plus one standard error of that mean must be below −``margin``, the Avg.Gap one
-        forget example moves (a smaller gain is below what the metrics can resolve). Without validation
-        pairs the search pairs are used.
+        forget example moves (a smaller gain is below what the metrics can resolve); and the best trial's own
+        proxy Avg.Gap must be below ``none``'s. Without validation pairs the search pairs are used.
         """
+        if not self.proxy_avg_gap < self.none_proxy_avg_gap:  # never ship what the search itself found worse
+            return False
         ours, theirs = (self.validation_avg_gaps, self.none_validation_avg_gaps) if self.validation_avg_gaps \
             else (self.proxy_avg_gaps, self.none_proxy_avg_gaps)
         if len(ours) != len(theirs) or len(ours) < 2:

@@ -43,6 +43,7 @@ def main() -> None:
         page.get_by_text("Model and dataset details").click()
         page.locator("#forget-kind").get_by_label("class").check()
 
+        page.locator("#use-tuned input").uncheck()  # these screenshots show the defaults (tuned: app_tuned.py)
         page.locator("#run").click()
         expect(page.locator("#metrics")).to_contain_text("retrain", timeout=300_000)
         expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)

@@ -36,7 +36,7 @@ def client(url):
 
 
 def run(url, **kw):
-    args = {"forget_index_file": None, "method": "ft", "epochs": 1, "with_retrain": False}
+    args = {"forget_index_file": None, "tuned_file": None, "method": "ft", "epochs": 1, "with_retrain": False}
     args.update(kw)
     return client(url).predict(api_name="/run", **args)
 
@@ -75,7 +75,7 @@ def _job_threads() -> list[threading.Thread]:
 
 
 def test_cancel_stops_the_run_within_5_seconds(app_url):
-    job = client(app_url).submit(api_name="/run", forget_index_file=None, method="retrain", epochs=500,
+    job = client(app_url).submit(api_name="/run", forget_index_file=None, tuned_file=None, method="retrain", epochs=500,
                                  with_retrain=False)
     deadline = time.time() + 60
     while not _job_threads() and time.time() < deadline:
@@ -95,7 +95,8 @@ def test_cancel_button_endpoint_stops_a_run(app_url):
     from gradio_client import Client
 
     c = Client(app_url, verbose=False)
-    job = c.submit(api_name="/run", forget_index_file=None, method="retrain", epochs=500, with_retrain=False)
+    job = c.submit(api_name="/run", forget_index_file=None, tuned_file=None,
+                   method="retrain", epochs=500, with_retrain=False)
     deadline = time.time() + 60
     while not _job_threads() and time.time() < deadline:
         time.sleep(0.1)
@@ -146,7 +147,7 @@ def test_push_without_a_run_explains_what_to_do(app_url):
 
 def test_a_second_run_with_another_method_reads_the_reference_from_the_cache(app_url):
     c = client(app_url)
-    request = dict(forget_index_file=None, forget_classes=["8"], seed=5, epochs=1, with_retrain=True)
+    request = dict(forget_index_file=None, tuned_file=None, forget_classes=["8"], seed=5, epochs=1, with_retrain=True)
     first = c.predict(api_name="/run", method="rbm", **request)
     second = c.predict(api_name="/run", method="ft", **request)
     assert "trained for this run" in first[0] and "read from the reference cache" in second[0], (first[0], second[0])
@@ -162,7 +163,8 @@ def test_a_second_run_with_another_method_reads_the_reference_from_the_cache(app
 
 def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     c = client(app_url)
-    out = c.predict(api_name="/compare", methods=["rbm", "ft"], forget_index_file=None, epochs=1, seeds="7,8",
+    out = c.predict(api_name="/compare", methods=["rbm", "ft"], forget_index_file=None, tuned_file=None,
+                    epochs=1, seeds="7,8",
                     with_retrain=True)  # seeds no other test uses: each Retrain is trained here
     status, log, table, pareto, verdicts, files, history = out
     assert status.startswith("Done: rbm, ft; forget class 3; seeds 7, 8"), status
@@ -177,7 +179,7 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     assert history["value"].startswith("#1 compare rbm, ft, forget class 3, seeds 7, 8")
     opened = c.predict(api_name="/open", choice=history["value"])  # the comparison can be opened again
     assert status in opened and verdicts in opened
-    bad = c.predict(api_name="/compare", methods=[], forget_index_file=None, with_retrain=True)
+    bad = c.predict(api_name="/compare", methods=[], forget_index_file=None, tuned_file=None, with_retrain=True)
     assert bad[0] == "**Error:** choose at least one method to compare"
 
 

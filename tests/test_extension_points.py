@@ -118,7 +118,8 @@ def test_a_registered_metric_is_in_the_apps_metrics_table(demo_assets, toy_metri
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        out = client(f"http://127.0.0.1:{port}/").predict(api_name="/run", forget_index_file=None, method="ft",
+        out = client(f"http://127.0.0.1:{port}/").predict(api_name="/run", forget_index_file=None, tuned_file=None,
+                     method="ft",
                                                            epochs=1, with_retrain=True)
     finally:
         app.close()
@@ -204,7 +205,8 @@ def test_a_registered_kind_is_in_the_apps_form(every_kth, demo_assets):
         c = client(f"http://127.0.0.1:{port}/")
         api = c.view_api(print_info=False, return_format="dict")["named_endpoints"]["/run"]
         params = {p["parameter_name"] for p in api["parameters"]}
-        out = c.predict(api_name="/run", forget_index_file=None, forget_kind="every-kth", forget_every=4, method="ft",
+        out = c.predict(api_name="/run", forget_index_file=None, tuned_file=None,
+                        forget_kind="every-kth", forget_every=4, method="ft",
                         epochs=1, with_retrain=False)
     finally:
         app.close()

@@ -131,6 +131,10 @@ def test_an_edit_ships_only_when_it_beats_none_by_more_than_the_noise():
     lucky = tuned([1.0, 1.1, 0.9, 1.0], [2.0, 2.1, 1.9, 2.0])
     lucky.validation_avg_gaps, lucky.none_validation_avg_gaps = [2.1, 1.9, 2.3, 1.8], [2.0, 2.0, 2.0, 2.0]
     assert not lucky.beats_none and "did not beat leaving the model alone" in lucky.summary(2)
+    # fresh seeds that favour an edit the search found worse than none do not ship it either
+    worse = tuned([2.1, 2.2], [2.0, 2.0])
+    worse.validation_avg_gaps, worse.none_validation_avg_gaps = [1.0, 1.0], [2.0, 2.0]
+    assert not worse.beats_none
     # a gain below one forget example's worth of Avg.Gap is below what the metrics resolve: not shipped
     small = tuned([1.0, 1.0], [1.1, 1.1])
     assert small.beats_none

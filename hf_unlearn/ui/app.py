@@ -104,7 +104,7 @@ def build_app() -> Any:
                 form["use_tuned"] = gr.Checkbox(value=True, label="use the tuned settings (your edits above win)",
                                                 elem_id="use-tuned")
                 form["tuned_file"] = gr.File(label="or upload a settings file (hf-unlearn tune)", type="filepath",
-                                             file_types=[".json"], elem_id="tuned-file", height=120)
+                                             file_types=[".json"], elem_id="tuned-file", height=150)
         with gr.Row():
             history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
                                   elem_id="history", interactive=True, scale=4)
@@ -126,10 +126,12 @@ def build_app() -> Any:
                 report_file = gr.File(label="Report (JSON)")
             with gr.Tab("Compare methods", id="compare"):
                 gr.Markdown("Runs every chosen method on the request above, each seed against the same Retrain "
-                            "reference (trained once per seed, or read from the cache). Seeds: the **seeds** box "
+                            "reference (trained once per seed, or read from the cache); **none**, the untouched "
+                            "model, always runs too, as the baseline an edit must beat. Seeds: the **seeds** box "
                             "above (empty: the seed alone); epochs and batch size apply to every method.")
                 with gr.Row():
-                    compare_methods = gr.CheckboxGroup(available_methods(), value=list(COMPARE_DEFAULT),
+                    compare_methods = gr.CheckboxGroup([m for m in available_methods() if m != "none"],
+                                                       value=list(COMPARE_DEFAULT),
                                                        label="Methods to compare", elem_id="compare-methods",
                                                        scale=4)
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=1)
