@@ -71,6 +71,20 @@ class Ctx:
         return self.write(datasets.DatasetDict({"train": train, "test": test}))
 
 
+def _file(ctx: Ctx, name: str, text: str) -> str:
+    path = ctx.tmp / name
+    path.write_text(text)
+    return str(path)
+
+
+def _tuned_ft(ctx: Ctx) -> str:
+    from hf_unlearn.tuning import MethodTuning, Tuning
+
+    tuning = Tuning({"kind": "class", "description": "class 3"}, [{"description": "class 7"}], {}, [0],
+                    {"ft": MethodTuning("ft", {"epochs": 1}, 1.0, [1.0], None, 2.0, trials=1)})
+    return str(tuning.save(ctx.tmp / "tuned.json"))
+
+
 @dataclass
 class Case:
     id: str
@@ -230,6 +244,14 @@ CASES = [
          "lambda_reg must be in [0, 1]"),
     Case("retain-fraction-out-of-range", lambda c: _base(c, "--forget-class", "3", "--retain-fraction", "0"),
          "retain_fraction must be in (0, 1]"),
+    Case("settings-not-json", lambda c: _base(c, "--forget-class", "3", "--settings", _file(c, "tuned.json", "{oops")),
+         "'tuned.json' is not JSON: give the file hf-unlearn tune wrote"),
+    Case("settings-not-a-tuning", lambda c: _base(c, "--forget-class", "3", "--settings",
+                                                  _file(c, "report.json", '{"method": "ft"}')),
+         "'report.json' is not an hf-unlearn tuned-settings file (write one with hf-unlearn tune)"),
+    Case("settings-method-not-tuned", lambda c: _base(c, "--forget-class", "3", "--method", "salun", "--settings",
+                                                      _tuned_ft(c)),
+         "has tuned settings for ft, not for 'salun'"),
     Case("output-exists", _output_exists, "already exists and is not empty: choose another or pass --overwrite"),
     Case("output-not-writable", _output_not_writable, "cannot write to"),
 ]
