@@ -130,31 +130,29 @@ def keywords_from_args(args: argparse.Namespace) -> dict[str, Any]:
     values = vars(args)
     settings: dict[str, Any] = _key_values(args.set, "--set")
     settings.update(F.parse_inputs(shortcut_inputs(), values))
+    forget = spec_from_form(values)
     if getattr(args, "settings", None) and args.command == "run":
-        method, tuned, args.tuned_for = tuned_choice(args.settings, args.method)
-        args.method = method
-        values = vars(args)
-        settings = {**tuned, **settings} if method != "none" else {}
-    return {**F.parse_inputs(config_inputs(), values), "forget": spec_from_form(values),
+        args.method, tuned, args.tuned_record = tuned_choice(args.settings, args.method, forget.kind)
+        settings = {**tuned, **settings} if args.method != "none" else {}
+    return {**F.parse_inputs(config_inputs(), values), "forget": forget,
             "retrain_settings": _key_values(args.retrain_set, "--retrain-set") or None, **settings}
 
 
-def tuned_choice(path: str, method: str | None) -> tuple[str, dict[str, Any], str]:
-    """The method and settings a settings file gives ``method`` (not named: the file's one method); says so when
-    that is to leave the model alone."""
-    from .tuning import Tuning
+def tuned_choice(path: str, method: str | None, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(method, settings, the report's record) a settings file gives ``method`` (not named: the file's one
+    method); says so when that is to leave the model alone, or when the file was tuned for another kind."""
+    from .tuning import load_tuning
 
-    tuning = Tuning.load(path)
+    tuning = load_tuning(path, kind, lambda text: print(f"note: {text}", file=sys.stderr))
     if method is None:
         if len(tuning.methods) != 1:
             raise UnlearnError(f"'{path}' has tuned settings for {', '.join(tuning.methods)}: choose one with --method")
         method = next(iter(tuning.methods))
     name, tuned, record = tuning.choice(method)
     if name == "none":
-        print(f"note: on the proxy requests no tuned setting of {record.method} came closer to Retrain than leaving "
-              f"the model alone (Avg.Gap {record.proxy_avg_gap:.2f} against {record.none_proxy_avg_gap:.2f}): "
-              "running 'none', which returns the untouched model", file=sys.stderr)
-    return name, tuned, record.method
+        print(f"note: {record.method}: {record.summary(len(tuning.proxies))}: running 'none', which returns the "
+              "untouched model", file=sys.stderr)
+    return name, tuned, tuning.record(record.method, Path(path).name)
 
 
 def _progress_printer() -> Any:
@@ -178,10 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = RunConfig.from_keywords(**keywords_from_args(args))
     if args.settings:
-        from .tuning import Tuning
-
-        record = Tuning.load(args.settings).record(args.tuned_for, Path(args.settings).name)
-        config = dataclasses.replace(config, tuned=record)
+        config = dataclasses.replace(config, tuned=args.tuned_record)
     out = check_output_dir(args.output, args.overwrite)
     result = run(config, token=args.token or os.environ.get("HF_TOKEN"),
                  progress=None if args.quiet else _progress_printer())
@@ -199,23 +194,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import DEFAULT_SEEDS, run_comparison, split_keywords
     from .config import RunConfig
 
-    if args.method or args.reference:
-        raise UnlearnError("compare takes --methods (several, separated by commas) and always measures against "
-                           "Retrain: drop --method / --reference")
+    _no_single_method(args)
     keywords = keywords_from_args(args)
     methods = _methods(args)
     keywords, settings = split_keywords(keywords)
-    if args.settings:
-        from .tuning import Tuning
+    tuned = None
+    if args.settings:  # each covered method at its best trial's settings, under the user's --set
+        from .tuning import load_tuning
 
-        tuning = Tuning.load(args.settings)
-        settings = {**{m: t.settings for m, t in tuning.methods.items() if m in methods}, **settings}
+        tuning = load_tuning(args.settings, keywords["forget"].kind, lambda t: print(f"note: {t}", file=sys.stderr))
+        tuned = {m: t.settings for m, t in tuning.methods.items()}
     keywords.setdefault("seeds", DEFAULT_SEEDS)
     keywords.update(method=methods[0], reference="retrain")
     config = RunConfig.from_keywords(**keywords)
     out = check_output_dir(args.output, args.overwrite)
     comparison = run_comparison(config, methods, settings, token=args.token or os.environ.get("HF_TOKEN"),
-                                progress=None if args.quiet else _progress_printer())
+                                progress=None if args.quiet else _progress_printer(), under=tuned)
     if not _is_main_process():
         return 0
     comparison.save(out, overwrite=args.overwrite)
@@ -229,9 +223,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .config import RunConfig
     from .tuning import remember, run_tuning
 
-    if args.method or args.reference:
-        raise UnlearnError("tune takes --methods (several, separated by commas) and always measures against "
-                           "Retrain: drop --method / --reference")
+    _no_single_method(args)
     methods = _methods(args)
     keywords, settings = split_keywords(keywords_from_args(args))
     keywords.update(method=methods[0] if methods[0] != "none" else "ft", reference="retrain")
@@ -323,6 +315,12 @@ def _several_methods(sub: Any, name: str, help_text: str, methods_help: str) -> 
     add_run_flags(p)
     p.add_argument("--methods", default="rbm,minnorm-og,salun,ft", help=methods_help)
     return p
+
+
+def _no_single_method(args: argparse.Namespace) -> None:
+    if args.method or args.reference:
+        raise UnlearnError(f"{args.command} takes --methods (several, separated by commas) and always measures "
+                           "against Retrain: drop --method / --reference")
 
 
 def _methods(args: argparse.Namespace) -> list[str]:

@@ -177,9 +177,11 @@ def split_keywords(keywords: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
     return ({k: v for k, v in keywords.items() if k in known}, {k: v for k, v in keywords.items() if k not in known})
 
 
-def method_settings(methods: Sequence[str], settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Each method's checked settings from one mapping: ``{"epochs": 3}`` applies to every method that has the
-    setting, ``{"rbm.sparsity": 0.5}`` or ``{"rbm": {"sparsity": 0.5}}`` to one; a name no method has is an error."""
+def per_method(methods: Sequence[str], settings: Mapping[str, Any] | None,
+               under: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Each method's overrides (as given, unchecked) from one mapping: ``{"epochs": 3}`` goes to every method that
+    has the setting, ``{"rbm.rho": 0.5}`` or ``{"rbm": {"rho": 0.5}}`` to one. ``under``: per-method values the
+    mapping's own override (a tuning's settings, under the user's edits). A name no method has is an error."""
     from .methods import get_method
 
     per: dict[str, dict[str, Any]] = {m: {} for m in methods}
@@ -190,29 +192,47 @@ def method_settings(methods: Sequence[str], settings: Mapping[str, Any] | None) 
         elif "." in key:
             name, setting = key.split(".", 1)
             if name not in per:
-                raise UnlearnError(f"setting '{key}' names method '{name}', which is not compared "
-                                   f"({', '.join(methods)})")
+                raise UnlearnError(f"setting '{key}' names method '{name}', which is not among "
+                                   f"{', '.join(methods)}")
             per[name][setting] = value
         else:
             shared[key] = value
-    out = {}
-    for name in methods:
-        method = get_method(name)
-        own = {f["name"] for f in method.describe_settings()}
-        out[method.name] = method.settings({**{k: v for k, v in shared.items() if k in own}, **per[name]})
-    unused = [k for k in shared if not any(k in {f["name"] for f in get_method(m).describe_settings()}
-                                           for m in methods)]
+    owns = {m: {f["name"] for f in get_method(m).describe_settings()} for m in methods}
+    unused = [k for k in shared if not any(k in own for own in owns.values())]
     if unused:
-        raise UnlearnError(f"no compared method has a setting '{unused[0]}' (see hf-unlearn methods -v)")
-    return out
+        raise UnlearnError(f"no method named has a setting '{unused[0]}' (see hf-unlearn methods -v)")
+    return {m: {**dict((under or {}).get(m) or {}), **{k: v for k, v in shared.items() if k in owns[m]}, **per[m]}
+            for m in methods}
+
+
+def several_methods_keywords(command: str, keywords: Mapping[str, Any]) -> None:
+    """``compare()`` and ``tune()`` take the configuration's keywords but one method and the reference: a one-line
+    error names the first keyword they do not take."""
+    given, stray = split_keywords(keywords)
+    wrong = sorted(stray) or sorted({"method", "reference"} & set(given))
+    if wrong:
+        raise UnlearnError(f"{command}() has no keyword '{wrong[0]}': the methods go in methods=(...), their "
+                           "settings in settings={...}, and the reference is always Retrain")
+
+
+def method_settings(methods: Sequence[str], settings: Mapping[str, Any] | None,
+                    under: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Each method's checked settings (:func:`per_method`), keyed by its registered name."""
+    from .methods import get_method
+
+    return {get_method(m).name: get_method(m).settings(values)
+            for m, values in per_method(methods, settings, under).items()}
 
 
 @honours_cancel
 def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
                    settings: Mapping[str, Any] | None = None, *, model: Any = None, processor: Any = None,
                    dataset: Any = None, token: str | None = None, progress: ProgressFn | None = None,
-                   cancel: threading.Event | None = None) -> Comparison:
+                   cancel: threading.Event | None = None,
+                   under: Mapping[str, Mapping[str, Any]] | None = None) -> Comparison:
     """Run ``methods`` × the configuration's seeds on sources loaded once, against shared Retrain references.
+
+    ``under``: per-method settings (a tuning's) that ``settings`` override (:func:`per_method`).
 
     ``progress`` events carry ``task``/``tasks`` (which of the method × seed runs this is) and ``task_name``.
     """
@@ -224,9 +244,10 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
         raise UnlearnError("name at least one method to compare")
     if len(set(methods)) != len(methods):
         raise UnlearnError(f"each method may be compared once, got {', '.join(methods)}")
-    if BASELINE not in [get_method(m).name for m in methods]:
+    methods = tuple(dict.fromkeys(get_method(m).name for m in methods))
+    if BASELINE not in methods:
         methods = (*methods, BASELINE)
-    checked = method_settings(methods, settings)
+    checked = method_settings(methods, settings, {m: v for m, v in (under or {}).items() if m in methods})
     if config.retrain_settings is None:
         config = replace(config, reference="retrain")
     seeds = config.options.run_seeds
@@ -269,11 +290,7 @@ def compare(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFA
     ``mixed_precision``, …); ``settings`` the methods' (see :func:`method_settings`). With ``output_dir``
     the comparison's three files are written there.
     """
-    given, stray = split_keywords(keywords)
-    if stray or {"method", "reference"} & set(given):
-        name = sorted(stray)[0] if stray else sorted({"method", "reference"} & set(given))[0]
-        raise UnlearnError(f"compare() has no keyword '{name}': the methods go in methods=(...), their settings "
-                           "in settings={...}, and the reference is always Retrain")
+    several_methods_keywords("compare", keywords)
     config = RunConfig.from_keywords(model=model, dataset=dataset, forget=forget, method=methods[0] if methods
                                      else "ft", reference="retrain", seeds=tuple(seeds), **keywords)
     comparison = run_comparison(config, methods, settings, token=token, progress=progress, cancel=cancel)

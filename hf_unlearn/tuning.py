@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .cancel import honours_cancel, raise_if_cancelled
+from .compare import DEFAULT_METHODS
 from .config import RunConfig
 from .engine import ProgressFn
 from .errors import Cancelled, UnlearnError
@@ -53,8 +54,6 @@ logger = logging.getLogger(__name__)
 #: what a settings file says it is (a file of anything else is refused with that in the message)
 FORMAT = "hf-unlearn tuned settings"
 VERSION = 1
-#: the methods ``hf-unlearn tune`` tunes when none are named
-DEFAULT_METHODS = ("rbm", "minnorm-og", "salun", "ft")
 DEFAULT_TRIALS = 30
 #: a trial whose running Avg.Gap exceeds this many times the untouched model's (plus a point) is clearly lost
 LOST_FACTOR = 2.0
@@ -137,8 +136,38 @@ class MethodTuning:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MethodTuning:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """From a file: every number a float, every list of numbers a list of floats (a ``null`` is infinity:
+        how a file stores a run that had no Avg.Gap), the settings a plain mapping."""
+        def number(v: Any) -> float:
+            return math.inf if v is None else float(v)
+
+        def numbers(v: Any) -> list[float]:
+            return [number(x) for x in list(v or [])]
+
+        return cls(method=str(d["method"]), settings=dict(d["settings"]), proxy_avg_gap=number(d["proxy_avg_gap"]),
+                   proxy_avg_gaps=numbers(d["proxy_avg_gaps"]),
+                   defaults_proxy_avg_gap=None if d.get("defaults_proxy_avg_gap") is None
+                   else float(d["defaults_proxy_avg_gap"]),
+                   none_proxy_avg_gap=float(d["none_proxy_avg_gap"]), trials=int(d["trials"]),
+                   pruned=int(d.get("pruned", 0)), failed=int(d.get("failed", 0)), seconds=float(d.get("seconds", 0)),
+                   budget=dict(d.get("budget") or {}), none_proxy_avg_gaps=numbers(d.get("none_proxy_avg_gaps")),
+                   validation_avg_gaps=numbers(d.get("validation_avg_gaps")),
+                   none_validation_avg_gaps=numbers(d.get("none_validation_avg_gaps")),
+                   margin=float(d.get("margin", 0.0)))
+
+    def check(self, name: str, where: str) -> None:
+        """A file's entry must be a registered method's, under its own name, with only its settings, valid: a
+        settings file is input (an upload to a public app), and its values become a run's."""
+        from .methods import get_method
+
+        method = get_method(name)
+        if method.name != name or self.method != name:
+            raise UnlearnError(f"{where}: the entry '{name}' is not a method's registered name ({method.name})")
+        own = {f["name"] for f in method.describe_settings()}
+        stray = sorted(set(self.settings) - set(search_space(method.settings_cls)) - own)
+        if stray:
+            raise UnlearnError(f"{where}: '{stray[0]}' is not a setting of method '{name}': tune again")
+        method.settings(self.settings)  # values of the right types and in range, or one line
 
 
 @dataclass
@@ -158,6 +187,8 @@ class Tuning:
     objective: str = "mean Avg.Gap over the proxy requests × seeds"
     #: the fresh seeds the best trial is checked on against ``none`` (:attr:`MethodTuning.beats_none`)
     validation_seeds: list[int] = field(default_factory=list)
+    #: methods that could not be tuned, with the one-line reason (a run with them uses their defaults)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def choice(self, method: str) -> tuple[str, dict[str, Any], MethodTuning]:
         """(method to run, its settings, the tuning record) for ``method``; a one-line error if it was not tuned."""
@@ -187,13 +218,14 @@ class Tuning:
                  "fresh seeds: tuned / untouched | tuned settings |", "|---|---|---|---|---|---|---|"]
         for name, t in self.methods.items():
             default = "—" if t.defaults_proxy_avg_gap is None else f"{t.defaults_proxy_avg_gap:.2f}"
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in t.settings.items()) if t.beats_none else \
+            shown = ", ".join(f"{k}={fmt_value(v)}" for k, v in t.settings.items()) if t.beats_none else \
                 "none (nothing beat the untouched model)"
             fresh = f"{t.validation_avg_gap:.2f} / {_mean(t.none_validation_avg_gaps):.2f}" \
                 if t.validation_avg_gaps else "—"
             lines.append(f"| {name} | {t.trials} ({t.pruned}, {t.failed}) | {default} | {t.proxy_avg_gap:.2f} | "
                          f"{t.none_proxy_avg_gap:.2f} | {fresh} | {shown} |")
         refs = len(self.proxies) * (len(self.seeds) + len(self.validation_seeds))
+        lines += [f"| {name} | failed: {why} | | | | | |" for name, why in self.failed.items()]
         lines += ["", f"Tuning took {self.seconds:.1f} s, of which {self.reference_seconds:.1f} s for the proxies' "
                   f"Retrain references ({self.references_cached} of {refs} read from the cache)."]
         return "\n".join(lines) + "\n"
@@ -206,7 +238,7 @@ class Tuning:
                 "objective": self.objective,
                 "seconds": self.seconds, "reference_seconds": self.reference_seconds,
                 "references_cached": self.references_cached, "versions": library_versions(),
-                "methods": {name: t.to_dict() for name, t in self.methods.items()}}
+                "methods": {name: t.to_dict() for name, t in self.methods.items()}, "failed": self.failed}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "the settings") -> Tuning:
@@ -217,13 +249,17 @@ class Tuning:
                                f"reads version {VERSION}: tune again")
         try:
             methods = {str(k): MethodTuning.from_dict(v) for k, v in dict(d["methods"]).items()}
-            return cls(request=dict(d["request"]), proxies=list(d["proxies"]), sources=dict(d.get("sources") or {}),
-                       seeds=[int(x) for x in d["seeds"]], methods=methods, seconds=float(d.get("seconds", 0.0)),
-                       reference_seconds=float(d.get("reference_seconds", 0.0)),
-                       validation_seeds=[int(x) for x in d.get("validation_seeds") or []],
-                       references_cached=int(d.get("references_cached", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UnlearnError(f"{where} is a damaged tuned-settings file ({exc}): tune again") from None
+            tuning = cls(request=dict(d["request"]), proxies=[dict(p) for p in d["proxies"]],
+                         sources=dict(d.get("sources") or {}), seeds=[int(x) for x in d["seeds"]], methods=methods,
+                         seconds=float(d.get("seconds", 0.0)), reference_seconds=float(d.get("reference_seconds", 0.0)),
+                         validation_seeds=[int(x) for x in d.get("validation_seeds") or []],
+                         references_cached=int(d.get("references_cached", 0)),
+                         failed={str(k): str(v) for k, v in dict(d.get("failed") or {}).items()})
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise UnlearnError(f"{where} is a damaged tuned-settings file ({type(exc).__name__}): tune again") from None
+        for name, tuned in tuning.methods.items():
+            tuned.check(name, where)
+        return tuning
 
     def save(self, path: str | Path) -> Path:
         """Write the settings file (atomically: a failed write leaves no half file)."""
@@ -244,13 +280,25 @@ class Tuning:
             data = json.loads(path.read_text())
         except OSError as exc:
             raise UnlearnError(f"cannot read the settings file '{path}': {exc.strerror}") from None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise UnlearnError(f"'{path.name}' is not JSON: give the file hf-unlearn tune wrote") from None
         return cls.from_dict(data, f"'{path.name}'")
 
 
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def fmt_value(value: Any) -> str:
+    """A setting's value for a table: floats to four significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def load_tuning(path: str | Path, kind: str, warn: Any) -> Tuning:
+    """A settings file for a run of ``kind``; ``warn(text)`` hears when it was tuned for another kind of request
+    (its settings then fit the request less well; they are still what the user asked for)."""
+    tuning = Tuning.load(path)
+    tuned_for = tuning.request.get("kind")
+    if tuned_for and tuned_for != kind:
+        warn(f"'{Path(path).name}' was tuned for {tuned_for} requests ({tuning.request.get('description')}); this "
+             f"one is a {kind} request: tune for it to get settings that fit")
+    return tuning
 
 
 # ------------------------------------------------------------------ the tuned-settings store
@@ -314,7 +362,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def one_example(n_forget: int) -> float:
-    """The Avg.Gap one forget example moves: its share of UA (and MIA-efficacy) over the gap's metrics."""
+    """The Avg.Gap one forget example moves through UA alone: 100 / n_forget points, over the gap's metrics."""
     from .metrics.registry import gap_metrics
 
     return 100.0 / (max(len(gap_metrics()), 1) * max(n_forget, 1))
@@ -328,6 +376,16 @@ def _gap(loaded: Any, method: str, settings: Any, seed: int) -> tuple[float, flo
     gaps = report.avg_gap or {}
     ours = gaps.get("unlearned")
     return (math.inf if ours is None or not math.isfinite(ours) else float(ours)), float(gaps["original"])
+
+
+def _safe_gap(loaded: Any, method: str, settings: Any, seed: int) -> float:
+    """The method's Avg.Gap, or infinity when the run fails there (a best trial diverging on a fresh seed)."""
+    try:
+        return _gap(loaded, method, settings, seed)[0]
+    except Cancelled:
+        raise
+    except UnlearnError:
+        return math.inf
 
 
 def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float], fixed: Mapping[str, Any],
@@ -379,11 +437,13 @@ def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float]
     study.optimize(objective, n_trials=trials, timeout=timeout)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
-        raise UnlearnError(f"no trial of '{name}' finished within the budget: allow more seconds (--timeout)")
+        reasons = [t.user_attrs["failed"] for t in study.trials if "failed" in t.user_attrs]
+        raise UnlearnError(f"no trial of '{name}' finished ({len(reasons)} of {len(study.trials)} failed"
+                           + (f", the last: {reasons[-1]}" if reasons else "") + "): allow more trials or seconds")
     best = min(done, key=lambda t: t.value)
     first = study.trials[0]
     best_settings = method.settings({**fixed, **best.params})
-    checked = [_gap(proxy, name, best_settings, seed)[0] for proxy, seed in validation]
+    checked = [_safe_gap(proxy, name, best_settings, seed) for proxy, seed in validation]
     return MethodTuning(
         method=method.name, settings={**dict(fixed), **best.params}, proxy_avg_gap=float(best.value),
         proxy_avg_gaps=list(best.user_attrs["gaps"]),
@@ -406,24 +466,32 @@ def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, p
     ``trials`` and ``timeout`` (seconds) bound each method's search; ``settings``: fixed overrides (as
     :func:`hf_unlearn.compare.method_settings` reads them) that are not searched.
     """
-    from .compare import method_settings
+    from .compare import method_settings, per_method
+    from .methods import get_method
     from .session import load
 
     if trials < 1:
         raise UnlearnError(f"trials must be at least 1, got {trials}")
     if timeout is not None and timeout <= 0:
         raise UnlearnError(f"the time budget must be a positive number of seconds, got {timeout}")
-    names = [m for m in methods if m != "none"]
+    names = [m for m in dict.fromkeys(get_method(m).name for m in methods) if m != "none"]
     if not names:
         raise UnlearnError("name at least one method to tune ('none' has nothing to tune)")
-    method_settings(names, settings)  # unknown names are errors before anything is loaded
-    fixed = _fixed_overrides(names, settings)
+    method_settings(names, settings)  # unknown names and bad values are errors before anything is loaded
+    fixed = per_method(names, settings)
+    for name in names:
+        if not {k for k in search_space(get_method(name).settings_cls) if k not in fixed[name]}:
+            raise UnlearnError(f"method '{name}' has nothing left to tune (no declared ranges, or every one fixed "
+                               "with --set): leave it out of --methods")
     if config.retrain_settings is None:
         config = replace(config, reference="retrain")
     seeds = list(config.options.seeds or (config.options.seed, config.options.seed + 1))
     fresh = [max(seeds) + 1 + i for i in range(len(seeds))]  # the validation seeds: none of the search's
     t0 = time.perf_counter()
     loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
+    if timeout is not None and loaded.engine.world > 1:
+        raise UnlearnError("--timeout cannot bound a tuning under several processes (each would stop after its own "
+                           "number of trials): give --trials alone")
     specs = proxy_requests(config.forget, loaded.splits.training(), proxies, pool_seed)
     proxy_loaded = [loaded.for_request(p.spec) for p in specs]
     loaded.engine.progress = None  # a tuner's progress is its trials, not each training step
@@ -434,36 +502,29 @@ def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, p
     none_gaps = [_gap(p, "none", None, seed)[1] for p, seed in units]
     none_validation = [_gap(p, "none", None, seed)[1] for p, seed in validation]
     reference_seconds = time.perf_counter() - t_ref
-    cached = sum(bool(p.references[seed].cached) for p, seed in units + validation)
+    cached = sum(bool(getattr(p.references.get(seed), "cached", False)) for p, seed in units + validation)
     margin = one_example(len(loaded.data.forget_rows))
-    tuned = {name: _tune_method(name, units, none_gaps, fixed[name], trials, timeout, progress, validation,
-                                none_validation, margin) for name in names}
+    tuned: dict[str, MethodTuning] = {}
+    failed: dict[str, str] = {}
+    for name in names:  # one method failing (every trial diverged, say) costs the others nothing
+        try:
+            tuned[name] = _tune_method(name, units, none_gaps, fixed[name], trials, timeout, progress, validation,
+                                       none_validation, margin)
+        except Cancelled:
+            raise
+        except UnlearnError as exc:
+            failed[name] = str(exc)
+    if not tuned:
+        raise UnlearnError(f"no method could be tuned: {'; '.join(f'{k}: {v}' for k, v in failed.items())}")
     request = {"kind": config.forget.kind, "description": config.forget.describe(),
                "n_forget": int(len(loaded.data.forget_rows))}
     proxy_records = [{"description": s.description, "kind": s.spec.kind, "n_forget": int(len(p.data.forget_rows)),
-                      "retrain_s": [p.references[seed].seconds for seed in seeds + fresh],
-                      "cached": [bool(p.references[seed].cached) for seed in seeds + fresh]}
+                      "retrain_s": [getattr(p.references.get(seed), "seconds", None) for seed in seeds + fresh],
+                      "cached": [bool(getattr(p.references.get(seed), "cached", False)) for seed in seeds + fresh]}
                      for s, p in zip(specs, proxy_loaded, strict=True)]
     return Tuning(request, proxy_records, {"model": loaded.model_res.to_dict(), "dataset": loaded.data_res.to_dict()},
-                  seeds, tuned, time.perf_counter() - t0, reference_seconds, cached, validation_seeds=fresh)
-
-
-def _fixed_overrides(names: Sequence[str], settings: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Each method's fixed overrides as given (not the whole checked dataclass: only these are not searched)."""
-    from .methods import get_method
-
-    out: dict[str, dict[str, Any]] = {n: {} for n in names}
-    for key, value in (settings or {}).items():
-        if key in out and isinstance(value, Mapping):
-            out[key].update(value)
-        elif "." in key:
-            name, setting = key.split(".", 1)
-            out[name][setting] = value
-        else:
-            for n in names:
-                if key in {f["name"] for f in get_method(n).describe_settings()}:
-                    out[n][key] = value
-    return out
+                  seeds, tuned, time.perf_counter() - t0, reference_seconds, cached, validation_seeds=fresh,
+                  failed=failed)
 
 
 def tune(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFAULT_METHODS, *,
@@ -477,13 +538,9 @@ def tune(model: str, dataset: str, forget: Any, methods: Sequence[str] = DEFAULT
     kept in the tuned-settings store (the app offers it) and, with ``output``, written as a settings file for
     ``hf-unlearn run --settings FILE``.
     """
-    from .compare import split_keywords
+    from .compare import several_methods_keywords
 
-    given, stray = split_keywords(keywords)
-    if stray or {"method", "reference"} & set(given):
-        name = sorted(stray)[0] if stray else sorted({"method", "reference"} & set(given))[0]
-        raise UnlearnError(f"tune() has no keyword '{name}': the methods go in methods=(...), fixed settings in "
-                           "settings={...}, and the reference is always Retrain")
+    several_methods_keywords("tune", keywords)
     config = RunConfig.from_keywords(model=model, dataset=dataset, forget=forget, method="ft", reference="retrain",
                                      **keywords)
     tuning = run_tuning(config, methods, proxies=proxies, trials=trials, timeout=timeout, settings=settings,

@@ -54,9 +54,13 @@ def test_method_settings_go_to_every_method_that_has_them_or_to_one():
     checked = method_settings(("rbm", "ft"), {"epochs": 2, "rbm.lr": 0.5, "ft": {"batch_size": 32}})
     assert checked["rbm"].epochs == 2 and checked["ft"].epochs == 2
     assert checked["rbm"].lr == 0.5 and checked["ft"].lr != 0.5 and checked["ft"].batch_size == 32
-    with pytest.raises(UnlearnError, match="no compared method has a setting 'nonsense'"):
+    # a tuning's values go under the user's: shared keys beat them, a method's own key beats both
+    tuned = method_settings(("rbm", "ft"), {"epochs": 2, "ft.lr": 0.3}, under={"rbm": {"epochs": 9, "rho": 0.7},
+                                                                                "ft": {"lr": 0.002}})
+    assert tuned["rbm"].epochs == 2 and tuned["rbm"].rho == 0.7 and tuned["ft"].lr == 0.3
+    with pytest.raises(UnlearnError, match="no method named has a setting 'nonsense'"):
         method_settings(("rbm", "ft"), {"nonsense": 1})
-    with pytest.raises(UnlearnError, match="names method 'salun', which is not compared"):
+    with pytest.raises(UnlearnError, match="names method 'salun', which is not among rbm, ft"):
         method_settings(("rbm", "ft"), {"salun.lr": 1})
 
 
@@ -65,7 +69,7 @@ def test_method_settings_go_to_every_method_that_has_them_or_to_one():
     (["--methods", "rbm,rbm"], "each method may be compared once"),
     (["--methods", "rbm,nope"], "nope"),
     (["--method", "rbm"], "compare takes --methods"),
-    (["--set", "nonsense=1"], "no compared method has a setting 'nonsense'"),
+    (["--set", "nonsense=1"], "no method named has a setting 'nonsense'"),
 ])
 def test_compare_cli_bad_input_is_one_line(demo_assets, tmp_path, capsys, extra, fragment):
     from hf_unlearn.cli import main

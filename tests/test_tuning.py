@@ -165,7 +165,9 @@ def test_a_tuning_that_beat_nothing_ships_the_untouched_model(demo_assets, own_c
     out = tmp_path / "run"
     assert main(["run", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
                  "--method", "rbm", "--settings", str(path), "--output", str(out), "--quiet"]) == 0
-    assert "no tuned setting of rbm came closer to Retrain than leaving the model alone" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "note: rbm: tuned on 2 proxy requests, 4 trials: proxy Avg.Gap 4.00 (defaults 9.00; untouched 2.00); it " \
+           "did not beat leaving the model alone" in err and "running 'none', which returns the untouched model" in err
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "none" and report["settings"]["tuned"]["beats_none"] is False
     from safetensors.torch import load_file
@@ -214,3 +216,69 @@ def test_tune_refuses_what_it_cannot_do_before_loading(tmp_path):
         tune("m", "d", "3", trials=0)
     with pytest.raises(UnlearnError, match="'none' has nothing to tune"):
         tune("m", "d", "3", methods=("none",))
+
+
+def test_the_tuner_starts_from_the_defaults_and_one_failing_method_costs_the_others_nothing(demo_assets, own_cache,
+                                                                                               monkeypatch):
+    """The search itself, with each run's Avg.Gap faked (no training): trial 0 is the defaults, aliases are the
+    registered names, a method whose every trial diverges is listed as failed, a divergence on a fresh seed
+    counts as infinitely far (so that method is tuned to none)."""
+    from hf_unlearn import tuning as T
+
+    calls: list[tuple[str, int, dict]] = []
+
+    def fake_gap(loaded, method, settings, seed):
+        values = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else {}
+        calls.append((method, seed, values))
+        if method == "none":
+            return 2.0, 2.0
+        if method == "salun":
+            raise UnlearnError("salun: the loss became nan at epoch 1: lower the learning rate")
+        if method == "ft" and seed >= 2:  # the fresh seeds
+            raise UnlearnError("the model's outputs are not finite")
+        return 1.0 + abs(np.log10(values["lr"]) + 2.5), 2.0  # best near lr = 10^-2.5
+
+    monkeypatch.setattr(T, "_gap", fake_gap)
+    tuning = tune(str(demo_assets[0]), str(demo_assets[1]), ForgetSpec(classes=("3",)), ("minnorm", "ft", "salun"),
+                  trials=6, retrain_settings=DEMO_RECIPE)
+    assert set(tuning.methods) == {"minnorm-og", "ft"} and set(tuning.failed) == {"salun"}
+    assert "no trial of 'salun' finished (6 of 6 failed, the last: salun: the loss became nan" in tuning.failed["salun"]
+    first = next(v for m, _, v in calls if m == "minnorm-og")
+    defaults = get_method("minnorm-og").settings()
+    assert {k: first[k] for k in search_space(type(defaults))} == \
+        {k: getattr(defaults, k) for k in search_space(type(defaults))}  # trial 0 is the defaults
+    mn, ft = tuning.methods["minnorm-og"], tuning.methods["ft"]
+    assert mn.defaults_proxy_avg_gap == pytest.approx(1.5) and mn.proxy_avg_gap <= 1.5 and mn.beats_none
+    assert ft.validation_avg_gaps == [np.inf] * 4 and not ft.beats_none and ft.choice() == ("none", {})
+    assert tuning.seeds == [0, 1] and tuning.validation_seeds == [2, 3]
+    assert {s for m, s, _ in calls if m == "ft"} == {0, 1, 2, 3}
+
+
+def test_a_settings_file_can_set_nothing_but_the_methods_own_settings(tmp_path):
+    good = _tuning("ft", {"epochs": 2, "lr": 0.003}, 1.0, 3.0)
+    for entry, message in [({"cache_dir": "/tmp/anywhere"}, "'cache_dir' is not a setting of method 'ft'"),
+                           ({"seeds": "0,1,2,3,4,5,6,7,8,9,10,11"}, "'seeds' is not a setting of method 'ft'"),
+                           ({"epochs": -3}, "epochs must be a positive integer"),
+                           ({"lr": "fast"}, "setting 'lr' of method 'ft' must be a float")]:
+        data = good.to_dict()
+        data["methods"]["ft"]["settings"] = entry
+        path = tmp_path / "evil.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(UnlearnError, match=message):
+            Tuning.load(path)
+    data = good.to_dict()
+    data["methods"] = {"minnorm": {**data["methods"]["ft"], "method": "minnorm"}}
+    (tmp_path / "alias.json").write_text(json.dumps(data))
+    with pytest.raises(UnlearnError, match="the entry 'minnorm' is not a method's registered name"):
+        Tuning.load(tmp_path / "alias.json")
+    for broken in ({"methods": ["ft"]}, {"methods": {"ft": {**good.to_dict()["methods"]["ft"], "trials": "x"}}},
+                   {"proxies": "abc"}):
+        data = {**good.to_dict(), **broken}
+        (tmp_path / "broken.json").write_text(json.dumps(data))
+        with pytest.raises(UnlearnError, match="damaged tuned-settings file"):
+            Tuning.load(tmp_path / "broken.json")
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"format": "hf-unlearn tuned settings", "version": 1, "request": ' + "[" * 100_000
+                    + "]" * 100_000 + "}")
+    with pytest.raises(UnlearnError):
+        Tuning.load(deep)

@@ -22,8 +22,8 @@ def model_outputs(engine: Engine, model: nn.Module, data: UnlearnData, seed: int
     def outputs(split: Any) -> SplitOutputs:
         logits = engine.predict(model, split, norm).numpy()
         if not np.isfinite(logits).all():  # metrics of NaN outputs are meaningless (and the MIA's SVC refuses them)
-            raise UnlearnError("the model's outputs are not finite (NaN or inf): the method diverged; lower its "
-                               "learning rate or take fewer epochs")
+            raise UnlearnError("a model's outputs are not finite (NaN or inf): an edited or retrained model whose "
+                               "training diverged; lower its learning rate or take fewer epochs")
         out = SplitOutputs.from_logits(logits, split.labels.cpu().numpy())
         if out.logits.nbytes > LOGITS_BUDGET:
             out.release_logits()

@@ -225,12 +225,12 @@ def build_app() -> Any:
                 if not methods:
                     raise UnlearnError("choose at least one method to compare")
                 config = RunConfig.from_keywords(**{**keywords, "method": methods[0], "reference": "retrain"})
-                shared: dict[str, Any] = tuned_for_comparison(values, methods)
-                shared.update({k: v for k, v in keywords.items() if k in SHORTCUTS})
+                shared = {k: v for k, v in keywords.items() if k in SHORTCUTS}  # they win over tuned values
+                under = tuned_for_comparison(values, methods)
             except UnlearnError as exc:
                 yield (state, f"**Error:** {exc}", "", *empty, keep)
                 return
-            job = Job(lambda **kw: run_comparison(config, methods, shared, **kw)).start()
+            job = Job(lambda **kw: run_comparison(config, methods, shared, under=under, **kw)).start()
             state["job"] = job
             lines: list[str] = []
             yield (state, "Comparing…", "", *empty, keep)
@@ -324,8 +324,14 @@ def queued(app: Any) -> Any:
     return app.queue(default_concurrency_limit=4)
 
 
+#: the largest upload the app stores (an index list or a settings file is far smaller; Gradio refuses larger
+#: files before they reach the disk)
+MAX_UPLOAD = "16mb"
+
+
 def launch(**kwargs: Any) -> Any:
     """Build and launch with the production queue."""
+    kwargs.setdefault("max_file_size", MAX_UPLOAD)
     return queued(build_app()).launch(**kwargs)
 
 
@@ -340,5 +346,6 @@ def serve_on_loopback() -> tuple[Any, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = queued(build_app())
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               max_file_size=MAX_UPLOAD)
     return app, f"http://127.0.0.1:{port}/"

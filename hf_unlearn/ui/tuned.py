@@ -27,7 +27,10 @@ def find_tuning(values: dict[str, Any], method: str | None = None) -> tuple[Any,
     upload = values.get("tuned_file")
     if upload:
         tuning = Tuning.load(upload)
-        return (tuning if name in tuning.methods else None), Path(str(upload)).name
+        if name not in tuning.methods:
+            raise UnlearnError(f"the uploaded file has tuned settings for {', '.join(tuning.methods)}, not for "
+                               f"{name}: choose one of those, or remove the file to use {name}'s defaults")
+        return tuning, Path(str(upload)).name
     kind = values.get("forget_kind") or available_kinds()[0]
     key = source_key(keywords["model"], keywords.get("revision"), keywords["dataset"], keywords.get("dataset_config"),
                      kind, name)
@@ -39,6 +42,7 @@ def offer(values: dict[str, Any]) -> str:
     tuned values, or that there are none (and how to make them)."""
     from ..fields import default_of
     from ..methods import get_method
+    from ..tuning import fmt_value
 
     try:
         tuning, where = find_tuning(values)
@@ -50,16 +54,12 @@ def offer(values: dict[str, Any]) -> str:
                 "are used (tune them with `hf-unlearn tune`, or upload a settings file).")
     tuned = tuning.methods[method.name]
     defaults = {f.name: default_of(f) for f in dataclasses.fields(method.settings_cls)}
-    rows = "\n".join(f"| {k} | {_fmt(defaults.get(k))} | {_fmt(v)} |" for k, v in tuned.settings.items())
+    rows = "\n".join(f"| {k} | {fmt_value(defaults.get(k))} | {fmt_value(v)} |" for k, v in tuned.settings.items())
     head = (f"**Tuned settings for {method.name}** (from {where}; for {tuning.request.get('description')}): "
             f"{tuned.summary(len(tuning.proxies))}.")
     if not tuned.beats_none:
         head += " With the box ticked, a run returns the untouched model (method none)."
     return f"{head}\n\n| setting | default | tuned |\n|---|---|---|\n{rows}"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def apply_tuned(values: dict[str, Any], keywords: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -82,15 +82,20 @@ def apply_tuned(values: dict[str, Any], keywords: dict[str, Any]) -> tuple[dict[
 
 
 def tuned_for_comparison(values: dict[str, Any], methods: list[str]) -> dict[str, dict[str, Any]]:
-    """Each compared method's tuned settings (best trial) when the box is ticked and a tuning exists."""
+    """Each compared method's tuned settings (best trial) when the box is ticked: from the uploaded file (the
+    methods it covers) or the store; the rest keep their defaults."""
     from ..methods import get_method
+    from ..tuning import Tuning
 
     if not values.get("use_tuned"):
         return {}
+    names = [get_method(m).name for m in methods if get_method(m).name != "none"]
+    if values.get("tuned_file"):
+        tuning = Tuning.load(values["tuned_file"])
+        return {m: dict(t.settings) for m, t in tuning.methods.items() if m in names}
     out = {}
-    for m in methods:
-        name = get_method(m).name
-        tuning, _ = find_tuning(values, name) if name != "none" else (None, "")
+    for name in names:
+        tuning, _ = find_tuning(values, name)
         if tuning is not None:
             out[name] = dict(tuning.methods[name].settings)
     return out
