@@ -282,3 +282,24 @@ def test_a_settings_file_can_set_nothing_but_the_methods_own_settings(tmp_path):
                     + "]" * 100_000 + "}")
     with pytest.raises(UnlearnError):
         Tuning.load(deep)
+
+
+def test_the_tune_command_writes_a_file_that_compare_and_run_read(demo_assets, own_cache, tmp_path, capsys):
+    recipe = [f"--retrain-set={k}={v}" for k, v in DEMO_RECIPE.items()]
+    sources = ["--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3"]
+    path = tmp_path / "tuned.json"
+    assert main(["tune", *sources, "--methods", "ft", "--trials", "1", *recipe, "--output", str(path),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| ft | 1 (0, 0) |" in out and f"saved the tuned settings to {path}" in out
+    tuned = Tuning.load(path).methods["ft"]
+    assert main(["tune", *sources, "--methods", "ft", "--trials", "1", "--output", str(path), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    # compare reads it: ft at the tuned settings, with none beside it; --set still wins
+    cmp = tmp_path / "cmp"
+    assert main(["compare", *sources, "--methods", "ft", "--seeds", "0", "--settings", str(path), "--set",
+                 "batch_size=32", *recipe, "--output", str(cmp), "--quiet"]) == 0
+    report = json.loads((cmp / "comparison.json").read_text())["reports"]["ft"]
+    assert report["settings"]["epochs"] == tuned.settings["epochs"] and report["settings"]["batch_size"] == 32
+    assert [row["row"] for row in json.loads((cmp / "comparison.json").read_text())["table"]] == \
+        ["ft", "none (untouched)", "retrain (gold standard)"]
