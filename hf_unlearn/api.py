@@ -126,9 +126,8 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
         start_model, settings = loaded.retrain_start(settings, seed)
     edited = run_method(engine, start_model, data, method, settings, seed)
     if method.name == "retrain":
-        own_record = {**loaded.start_record(), "recipe": dataclasses.asdict(settings),
-                      "recipe_source": config.recipe_source, "recipe_given": list(config.recipe_given or ()),
-                      "cached": False, "seconds": edited.seconds}
+        own_record = loaded.retrain_record(loaded.start_record(), dataclasses.asdict(settings), False,
+                                           edited.seconds)
     unlearned = model_outputs(engine, edited.model, data, seed)
     reference = loaded.reference(seed)
     ref_report = config.reference_report

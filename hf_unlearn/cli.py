@@ -132,15 +132,17 @@ def keywords_from_args(args: argparse.Namespace) -> dict[str, Any]:
     settings.update(F.parse_inputs(shortcut_inputs(), values))
     forget = spec_from_form(values)
     if getattr(args, "settings", None) and args.command == "run":
-        args.method, tuned, args.tuned_record = tuned_choice(args.settings, args.method, forget.kind)
-        settings = {**tuned, **settings} if args.method != "none" else {}
+        args.method, settings, args.tuned_record = tuned_run(args.settings, args.method, forget.kind, settings)
     return {**F.parse_inputs(config_inputs(), values), "forget": forget,
             "retrain_settings": _key_values(args.retrain_set, "--retrain-set") or None, **settings}
 
 
-def tuned_choice(path: str, method: str | None, kind: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(method, settings, the report's record) a settings file gives ``method`` (not named: the file's one
-    method); says so when that is to leave the model alone, or when the file was tuned for another kind."""
+def tuned_run(path: str, method: str | None, kind: str, own: dict[str, Any]
+              ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(method, settings under the user's ``own``, the report's record) a settings file gives ``method`` (not
+    named: the file's one method); says so when that is to leave the model alone, or when the file was tuned for
+    another kind."""
+    from .methods import NONE
     from .tuning import load_tuning
 
     tuning = load_tuning(path, kind, lambda text: print(f"note: {text}", file=sys.stderr))
@@ -148,11 +150,11 @@ def tuned_choice(path: str, method: str | None, kind: str) -> tuple[str, dict[st
         if len(tuning.methods) != 1:
             raise UnlearnError(f"'{path}' has tuned settings for {', '.join(tuning.methods)}: choose one with --method")
         method = next(iter(tuning.methods))
-    name, tuned, record = tuning.choice(method)
-    if name == "none":
-        print(f"note: {record.method}: {record.summary(len(tuning.proxies))}: running 'none', which returns the "
-              "untouched model", file=sys.stderr)
-    return name, tuned, tuning.record(record.method, Path(path).name)
+    name, settings, record = tuning.apply(method, own, Path(path).name)
+    if name == NONE:
+        print(f"note: {record['for']}: {record['summary']}: running 'none', which returns the untouched model",
+              file=sys.stderr)
+    return name, settings, record
 
 
 def _progress_printer() -> Any:

@@ -22,6 +22,7 @@ from .cancel import honours_cancel
 from .config import RunConfig
 from .engine import ProgressFn
 from .errors import Cancelled, UnlearnError
+from .methods import NONE, get_method
 from .report import UnlearnReport, library_versions
 from .seeds import combine_seeds, mean_std
 
@@ -29,10 +30,8 @@ from .seeds import combine_seeds, mean_std
 DEFAULT_METHODS = ("rbm", "minnorm-og", "salun", "ft")
 #: seeds of a comparison when none are given (a comparison is about spread as much as means)
 DEFAULT_SEEDS = (0, 1, 2)
-#: every comparison runs ``none`` too: an edit is only worth shipping if it beats leaving the model alone
-BASELINE = "none"
 #: how a method's row is labelled in the table when its name alone would not say what it is
-ROW_NAMES = {"none": "none (untouched)"}
+ROW_NAMES = {NONE: "none (untouched)"}
 #: the comparison table's columns: (metric key or "avg_gap" / "rte_s", header)
 COLUMNS = (("ua", "UA"), ("ra", "RA"), ("ta", "TA"), ("mia_efficacy", "MIA-efficacy"), ("mia_loss", "MIA-loss"),
            ("avg_gap", "Avg.Gap"), ("rte_s", "RTE (s)"))
@@ -70,7 +69,7 @@ class Comparison:
     def rows(self) -> list[tuple[str, list[tuple[float | None, float | None]]]]:
         """The table's rows: each method (``none``: the untouched model), then Retrain (the gold standard)."""
         first = self.first
-        out = [] if "none" in self.reports else \
+        out = [] if NONE in self.reports else \
             [("original (untouched)", [self.cell(first, "original", k) for k, _ in COLUMNS])]
         out += [(ROW_NAMES.get(name, name), [self.cell(rep, "unlearned", k) for k, _ in COLUMNS])
                 for name, rep in self.reports.items()]
@@ -118,7 +117,7 @@ class Comparison:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         times = []
         for i, (name, rep) in enumerate(self.reports.items()):
-            if name == BASELINE:  # the untouched model is the dashed line; its ~0 s time would stretch the axis
+            if name == NONE:  # the untouched model is the dashed line; its ~0 s time would stretch the axis
                 continue
             (t, t_sd), (g, g_sd) = self.cell(rep, "unlearned", "rte_s"), self.cell(rep, "unlearned", "avg_gap")
             if t is None or g is None:
@@ -182,8 +181,6 @@ def per_method(methods: Sequence[str], settings: Mapping[str, Any] | None,
     """Each method's overrides (as given, unchecked) from one mapping: ``{"epochs": 3}`` goes to every method that
     has the setting, ``{"rbm.rho": 0.5}`` or ``{"rbm": {"rho": 0.5}}`` to one. ``under``: per-method values the
     mapping's own override (a tuning's settings, under the user's edits). A name no method has is an error."""
-    from .methods import get_method
-
     per: dict[str, dict[str, Any]] = {m: {} for m in methods}
     shared: dict[str, Any] = {}
     for key, value in (settings or {}).items():
@@ -218,8 +215,6 @@ def several_methods_keywords(command: str, keywords: Mapping[str, Any]) -> None:
 def method_settings(methods: Sequence[str], settings: Mapping[str, Any] | None,
                     under: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Each method's checked settings (:func:`per_method`), keyed by its registered name."""
-    from .methods import get_method
-
     return {get_method(m).name: get_method(m).settings(values)
             for m, values in per_method(methods, settings, under).items()}
 
@@ -237,24 +232,22 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
     ``progress`` events carry ``task``/``tasks`` (which of the method × seed runs this is) and ``task_name``.
     """
     from .api import run_seed
-    from .methods import get_method
     from .session import load
 
     if not methods:
         raise UnlearnError("name at least one method to compare")
-    if len(set(methods)) != len(methods):
+    names = tuple(get_method(m).name for m in methods)  # an alias and its method are one method
+    if len(set(names)) != len(names):
         raise UnlearnError(f"each method may be compared once, got {', '.join(methods)}")
-    methods = tuple(dict.fromkeys(get_method(m).name for m in methods))
-    if BASELINE not in methods:
-        methods = (*methods, BASELINE)
-    checked = method_settings(methods, settings, {m: v for m, v in (under or {}).items() if m in methods})
+    # every comparison runs ``none`` too: an edit is only worth shipping if it beats leaving the model alone
+    checked = method_settings(names if NONE in names else (*names, NONE), settings, under)
     if config.retrain_settings is None:
         config = replace(config, reference="retrain")
     seeds = config.options.run_seeds
     t0 = time.perf_counter()
     loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
     tasks = [(seed, name) for seed in seeds for name in checked]
-    per_method: dict[str, list[UnlearnReport]] = {name: [] for name in checked}
+    by_method: dict[str, list[UnlearnReport]] = {name: [] for name in checked}
     failed: dict[str, str] = {}
     for i, (seed, name) in enumerate(tasks):
         if name in failed:
@@ -269,13 +262,13 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
         except Cancelled:
             raise
         except UnlearnError as exc:  # one method diverging does not cost the others their comparison
-            if name == BASELINE:
+            if name == NONE:
                 raise
             failed[name] = f"seed {seed}: {exc}"
             continue
-        per_method[name].append(result.report)
+        by_method[name].append(result.report)
         del result
-    reports = {name: combine_seeds(reps) if len(reps) > 1 else reps[0] for name, reps in per_method.items()
+    reports = {name: combine_seeds(reps) if len(reps) > 1 else reps[0] for name, reps in by_method.items()
                if name not in failed}
     return Comparison(reports, tuple(seeds), time.perf_counter() - t0, failed=failed)
 

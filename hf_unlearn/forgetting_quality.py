@@ -81,12 +81,9 @@ def _count_at_or_below(x: np.ndarray, start: np.ndarray, stop: np.ndarray, num: 
         step = (stop - start) / np.maximum(num - 1, 1)
         guess = np.where(step > 0, np.floor((x - start) / step) + 1, np.where(x >= start, num, 0))
     m = np.clip(np.nan_to_num(guess, nan=0.0), 0, num).astype(np.int64)
-    for _ in range(1):  # the estimate is off by at most one either way
-        up = (m < num) & (_linspace_at(start, stop, num, np.minimum(m, num - 1)) <= x)
-        m = m + up
-        down = (m > 0) & (_linspace_at(start, stop, num, np.maximum(m - 1, 0)) > x)
-        m = m - down
-    return m
+    # the estimate is off by at most one either way
+    m = m + ((m < num) & (_linspace_at(start, stop, num, np.minimum(m, num - 1)) <= x))
+    return m - ((m > 0) & (_linspace_at(start, stop, num, np.maximum(m - 1, 0)) > x))
 
 
 def _single_pairs(pos: np.ndarray, neg: np.ndarray, reached: np.ndarray) -> None:
@@ -159,7 +156,7 @@ def epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA)
         swap = p_range >= q_range  # the two-threshold family's "positive" is the peakier distribution
         reached = np.zeros((len(p), n + 1, n + 1), bool)
         _double_pairs(np.where(swap[:, None], q, p), np.where(swap[:, None], p, q),
-                      np.where(p_range > q_range, q_range, p_range), reached)
+                      smallest, reached)
         _single_pairs(p, q, reached)
         values = np.where(reached, table[None], np.nan).reshape(len(p), -1)
         with warnings.catch_warnings():

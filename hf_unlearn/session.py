@@ -181,9 +181,13 @@ class Loaded:
     def record(self, reference: Reference) -> dict[str, Any]:
         """The report's record of a Retrain reference: its start (and base commit), the recipe it used, where
         that recipe came from (given whole, in part, or hf-unlearn's defaults), and whether it was cached."""
-        return {**reference.start, "recipe": reference.recipe, "recipe_source": self.config.recipe_source,
-                "recipe_given": list(self.config.recipe_given or ()), "cached": reference.cached,
-                "seconds": reference.seconds}
+        return self.retrain_record(reference.start, reference.recipe, reference.cached, reference.seconds)
+
+    def retrain_record(self, start: dict[str, Any], recipe: dict[str, Any], cached: bool,
+                       seconds: float) -> dict[str, Any]:
+        """A Retrain's record, a reference's or that of a run of Retrain itself (a reference report's)."""
+        return {**start, "recipe": recipe, "recipe_source": self.config.recipe_source,
+                "recipe_given": list(self.config.recipe_given or ()), "cached": cached, "seconds": seconds}
 
 
 def _read(cache: Any, key: dict[str, Any], seed: int) -> Reference | None:

@@ -46,8 +46,10 @@ from .compare import DEFAULT_METHODS
 from .config import RunConfig
 from .engine import ProgressFn
 from .errors import Cancelled, UnlearnError
+from .methods import NONE
 from .proxies import DEFAULT_PROXIES, POOL_SEED, proxy_requests
 from .search import search_space
+from .seeds import mean_std
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +110,12 @@ class MethodTuning:
             else (self.proxy_avg_gaps, self.none_proxy_avg_gaps)
         if len(ours) != len(theirs) or len(ours) < 2:
             return self.proxy_avg_gap < self.none_proxy_avg_gap - self.margin
-        diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
-        mean = _mean(diffs)
-        se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
-        return mean + se < -self.margin
+        mean, std = mean_std([a - b for a, b in zip(ours, theirs, strict=True)])
+        return mean + std / math.sqrt(len(ours)) < -self.margin
 
     def choice(self) -> tuple[str, dict[str, Any]]:
         """(method, settings) a tuned run uses: the best trial's, or ``none`` when that did not beat it."""
-        return (self.method, dict(self.settings)) if self.beats_none else ("none", {})
+        return (self.method, dict(self.settings)) if self.beats_none else (NONE, {})
 
     def summary(self, proxies: int) -> str:
         """ "tuned on 2 proxy requests, 30 trials: proxy Avg.Gap 1.20 (defaults 15.81; untouched 1.98)"."""
@@ -164,7 +164,7 @@ class MethodTuning:
         if method.name != name or self.method != name:
             raise UnlearnError(f"{where}: the entry '{name}' is not a method's registered name ({method.name})")
         own = {f["name"] for f in method.describe_settings()}
-        stray = sorted(set(self.settings) - set(search_space(method.settings_cls)) - own)
+        stray = sorted(set(self.settings) - own)
         if stray:
             raise UnlearnError(f"{where}: '{stray[0]}' is not a setting of method '{name}': tune again")
         method.settings(self.settings)  # values of the right types and in range, or one line
@@ -200,6 +200,12 @@ class Tuning:
                                f"'{name}': tune it (hf-unlearn tune --methods {name}) or choose one of those")
         tuned = self.methods[name]
         return (*tuned.choice(), tuned)
+
+    def apply(self, method: str, own: Mapping[str, Any], source: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """A run of ``method`` with these settings: (the method to run, its settings, the record the report keeps).
+        The settings are the tuned ones under ``own`` (the user's edits win); ``none`` has none."""
+        name, tuned, record = self.choice(method)
+        return name, ({**tuned, **own} if name != NONE else {}), self.record(record.method, source)
 
     def record(self, method: str, source: str) -> dict[str, Any]:
         """What a run with these settings records of them (the report's ``settings["tuned"]``, the card)."""
@@ -320,12 +326,10 @@ def source_key(model: str, revision: str | None, dataset: str, dataset_config: s
 
 
 def _store_path(key: Mapping[str, Any]) -> Path:
-    import hashlib
-
+    from .cache import digest
     from .hub import default_cache_dir
 
-    digest = hashlib.sha256(json.dumps(dict(key), sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return default_cache_dir() / "tuned" / f"{digest}.json"
+    return default_cache_dir() / "tuned" / f"{digest(dict(key))}.json"
 
 
 def remember(config: RunConfig, tuning: Tuning) -> list[Path]:
@@ -368,20 +372,27 @@ def one_example(n_forget: int) -> float:
     return 100.0 / (max(len(gap_metrics()), 1) * max(n_forget, 1))
 
 
-def _gap(loaded: Any, method: str, settings: Any, seed: int) -> tuple[float, float]:
-    """(the method's Avg.Gap, the untouched model's) on one loaded request."""
+def _gap(loaded: Any, method: str, settings: Any, seed: int) -> float:
+    """The method's Avg.Gap on one loaded request (infinity when it has none)."""
     from .api import run_seed
 
-    report = run_seed(loaded, method, settings, seed).report
-    gaps = report.avg_gap or {}
-    ours = gaps.get("unlearned")
-    return (math.inf if ours is None or not math.isfinite(ours) else float(ours)), float(gaps["original"])
+    ours = (run_seed(loaded, method, settings, seed).report.avg_gap or {}).get("unlearned")
+    return math.inf if ours is None or not math.isfinite(ours) else float(ours)
+
+
+def _untouched_gap(loaded: Any, seed: int) -> float:
+    """The untouched model's Avg.Gap on one loaded request: that seed's Retrain (trained, or read from the cache)
+    and the model's own evaluation, which every later run on the request shares."""
+    from .metrics.registry import avg_gap
+
+    reference = loaded.reference(seed)
+    return float(avg_gap(loaded.original(seed, reference).metrics, reference.metrics))
 
 
 def _safe_gap(loaded: Any, method: str, settings: Any, seed: int) -> float:
     """The method's Avg.Gap, or infinity when the run fails there (a best trial diverging on a fresh seed)."""
     try:
-        return _gap(loaded, method, settings, seed)[0]
+        return _gap(loaded, method, settings, seed)
     except Cancelled:
         raise
     except UnlearnError:
@@ -400,9 +411,7 @@ def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float]
     from .methods import get_method
 
     method = get_method(name)
-    space = {k: r for k, r in search_space(method.settings_cls).items() if k not in fixed}
-    if not space:
-        raise UnlearnError(f"method '{name}' declares no tunable settings")
+    space = {k: r for k, r in search_space(method.settings_cls).items() if k not in fixed}  # never empty: checked
     defaults = {f.name: default_of(f) for f in dataclasses.fields(method.settings_cls) if f.name in space}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=units[0][1]),
@@ -413,23 +422,23 @@ def _tune_method(name: str, units: list[tuple[Any, int]], none_gaps: list[float]
         raise_if_cancelled()
         values = {k: r.suggest(trial, k) for k, r in space.items()}
         gaps: list[float] = []
-        for i, (proxy, seed) in enumerate(units):
-            try:
-                settings = method.settings({**fixed, **values})
-                gaps.append(_gap(proxy, name, settings, seed)[0])
-            except Cancelled:
-                raise
-            except UnlearnError as exc:  # settings the method refuses, or a run that diverged: a failed trial
-                trial.set_user_attr("failed", str(exc))
-                raise optuna.TrialPruned() from None
-            running = _mean(gaps)
-            trial.report(running, i)
-            if progress is not None:
-                progress({"phase": f"tune {name}", "trial": trial.number, "trials": trials, "proxy": i,
-                          "proxies": len(units), "avg_gap": running})
-            if trial.number > 0 and i < len(units) - 1 and (
-                    running > LOST_FACTOR * _mean(none_gaps[:i + 1]) + 1.0 or trial.should_prune()):
-                raise optuna.TrialPruned()
+        try:
+            settings = method.settings({**fixed, **values})
+            for i, (proxy, seed) in enumerate(units):
+                gaps.append(_gap(proxy, name, settings, seed))
+                running = _mean(gaps)
+                trial.report(running, i)
+                if progress is not None:
+                    progress({"phase": f"tune {name}", "trial": trial.number, "trials": trials, "proxy": i,
+                              "proxies": len(units), "avg_gap": running})
+                if trial.number > 0 and i < len(units) - 1 and (
+                        running > LOST_FACTOR * _mean(none_gaps[:i + 1]) + 1.0 or trial.should_prune()):
+                    raise optuna.TrialPruned()
+        except Cancelled:
+            raise
+        except UnlearnError as exc:  # settings the method refuses, or a run that diverged: a failed trial
+            trial.set_user_attr("failed", str(exc))
+            raise optuna.TrialPruned() from None
         trial.set_user_attr("gaps", gaps)
         return running
 
@@ -474,7 +483,7 @@ def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, p
         raise UnlearnError(f"trials must be at least 1, got {trials}")
     if timeout is not None and timeout <= 0:
         raise UnlearnError(f"the time budget must be a positive number of seconds, got {timeout}")
-    names = [m for m in dict.fromkeys(get_method(m).name for m in methods) if m != "none"]
+    names = [m for m in dict.fromkeys(get_method(m).name for m in methods) if m != NONE]
     if not names:
         raise UnlearnError("name at least one method to tune ('none' has nothing to tune)")
     method_settings(names, settings)  # unknown names and bad values are errors before anything is loaded
@@ -499,8 +508,8 @@ def run_tuning(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS, *, p
     validation = [(p, seed) for p in proxy_loaded for seed in fresh]
     t_ref = time.perf_counter()
     # each unit's Retrain (cached across tunings) and the untouched model's distance to it
-    none_gaps = [_gap(p, "none", None, seed)[1] for p, seed in units]
-    none_validation = [_gap(p, "none", None, seed)[1] for p, seed in validation]
+    none_gaps = [_untouched_gap(p, seed) for p, seed in units]
+    none_validation = [_untouched_gap(p, seed) for p, seed in validation]
     reference_seconds = time.perf_counter() - t_ref
     cached = sum(bool(getattr(p.references.get(seed), "cached", False)) for p, seed in units + validation)
     margin = one_example(len(loaded.data.forget_rows))

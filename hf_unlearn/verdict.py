@@ -86,7 +86,9 @@ def speed_clause(report: Any) -> str | None:
 
 def verdict(report: Any) -> str:
     """The run in one sentence (several seeds: of the means). Further from Retrain than before says so first."""
-    if report.method == "none":
+    from .methods import NONE
+
+    if report.method == NONE:
         return _none_verdict(report)
     gap, worse = gap_clause(report)
     parts = [forgetting_clause(report), keeping_clause(report), gap, speed_clause(report)]
@@ -113,12 +115,14 @@ def _none_verdict(report: Any) -> str:
 def best_choice(reports: Mapping[str, Any]) -> tuple[str | None, float | None, float | None]:
     """(the edit closest to Retrain, its Avg.Gap, the untouched model's Avg.Gap) over a comparison's reports
     (means over seeds); the untouched model's is ``none``'s row, else the reports' own baseline."""
+    from .methods import NONE
+
     gaps = {name: (rep.avg_gap or {}).get("unlearned") for name, rep in reports.items()}
-    untouched = gaps.get("none")
+    untouched = gaps.get(NONE)
     if untouched is None:
         untouched = next(((rep.avg_gap or {}).get("original") for rep in reports.values()
                           if (rep.avg_gap or {}).get("original") is not None), None)
-    edits = {n: g for n, g in gaps.items() if n != "none" and g is not None and math.isfinite(g)}
+    edits = {n: g for n, g in gaps.items() if n != NONE and g is not None and math.isfinite(g)}
     if not edits:
         return None, None, untouched
     best = min(edits, key=lambda n: edits[n])

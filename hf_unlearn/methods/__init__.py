@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..registry import Registry
 from . import ft, ga, l1_sparse, minnorm_og, neggrad, none, rbm, retrain, rl, salun
 from .base import Method, MethodContext
+from .none import NAME as NONE
 
 _METHODS: Registry[Method] = Registry("method", lambda m: m.name, aliases={
     "minnorm": "minnorm-og", "minnorm_og": "minnorm-og", "neggrad": "neggrad+", "l1": "l1-sparse",
@@ -36,5 +37,5 @@ def get_method(name: str) -> Method:
 
 from .runner import MethodRun, run_method  # noqa: E402 - it looks methods up in the registry above
 
-__all__ = ["Method", "MethodContext", "MethodRun", "available_methods", "get_method", "register", "run_method",
+__all__ = ["NONE", "Method", "MethodContext", "MethodRun", "available_methods", "get_method", "register", "run_method",
            "unregister"]

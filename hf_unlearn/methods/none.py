@@ -13,6 +13,9 @@ from torch import nn
 
 from .base import Method, MethodContext
 
+#: the baseline's name, which ``compare``, the tuner and the verdicts look for
+NAME = "none"
+
 
 @dataclass
 class NoneSettings:
@@ -27,7 +30,7 @@ def run(ctx: MethodContext, _settings: NoneSettings) -> nn.Module:
 
 
 METHOD = Method(
-    name="none",
+    name=NAME,
     title="None (leave the model as it is)",
     summary="Return the untouched model: the baseline an unlearning edit has to beat.",
     settings_cls=NoneSettings,

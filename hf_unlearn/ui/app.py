@@ -65,7 +65,7 @@ def build_app() -> Any:
     import gradio as gr
 
     from ..forget import available_kinds
-    from ..methods import available_methods
+    from ..methods import NONE, available_methods
 
     with gr.Blocks(title="hf-unlearn") as app:
         session = gr.State({})
@@ -130,7 +130,7 @@ def build_app() -> Any:
                             "model, always runs too, as the baseline an edit must beat. Seeds: the **seeds** box "
                             "above (empty: the seed alone); epochs and batch size apply to every method.")
                 with gr.Row():
-                    compare_methods = gr.CheckboxGroup([m for m in available_methods() if m != "none"],
+                    compare_methods = gr.CheckboxGroup([m for m in available_methods() if m != NONE],
                                                        value=list(COMPARE_DEFAULT),
                                                        label="Methods to compare", elem_id="compare-methods",
                                                        scale=4)

@@ -16,8 +16,9 @@ from ..errors import UnlearnError
 from .form import source_keywords
 
 
-def find_tuning(values: dict[str, Any], method: str | None = None) -> tuple[Any, str]:
-    """(the tuning that covers ``method`` for the form's sources and request kind, or None; where it came from)."""
+def find_tuning(values: dict[str, Any], method: str | None = None) -> tuple[Any, str, str]:
+    """(the tuning that covers ``method`` (default: the form's) for the form's sources and request kind, or None;
+    where it came from; the method's registered name)."""
     from ..forget import available_kinds
     from ..methods import get_method
     from ..tuning import Tuning, recall, source_key
@@ -30,11 +31,11 @@ def find_tuning(values: dict[str, Any], method: str | None = None) -> tuple[Any,
         if name not in tuning.methods:
             raise UnlearnError(f"the uploaded file has tuned settings for {', '.join(tuning.methods)}, not for "
                                f"{name}: choose one of those, or remove the file to use {name}'s defaults")
-        return tuning, Path(str(upload)).name
+        return tuning, Path(str(upload)).name, name
     kind = values.get("forget_kind") or available_kinds()[0]
     key = source_key(keywords["model"], keywords.get("revision"), keywords["dataset"], keywords.get("dataset_config"),
                      kind, name)
-    return recall(key), "the tuned-settings cache"
+    return recall(key), "the tuned-settings cache", name
 
 
 def offer(values: dict[str, Any]) -> str:
@@ -45,10 +46,10 @@ def offer(values: dict[str, Any]) -> str:
     from ..tuning import fmt_value
 
     try:
-        tuning, where = find_tuning(values)
-        method = get_method((source_keywords(values)[0]).get("method") or "ft")
+        tuning, where, name = find_tuning(values)
     except UnlearnError as exc:
         return f"**Tuned settings:** {exc}"
+    method = get_method(name)
     if tuning is None:
         return (f"No tuned settings for **{method.name}** on this model, dataset and kind of request: the defaults "
                 "are used (tune them with `hf-unlearn tune`, or upload a settings file).")
@@ -69,33 +70,27 @@ def apply_tuned(values: dict[str, Any], keywords: dict[str, Any]) -> tuple[dict[
 
     if not values.get("use_tuned"):
         return keywords, None
-    tuning, where = find_tuning(values)
+    tuning, where, name = find_tuning(values)
     if tuning is None:
         return keywords, None
-    method = keywords.get("method") or "ft"
-    name, tuned, _ = tuning.choice(method)
     config_part, own = split_keywords(keywords)
-    record = tuning.record(method, where)
-    if name == "none":
-        return {**config_part, "method": "none"}, record
-    return {**config_part, **tuned, **own}, record
+    method, settings, record = tuning.apply(name, own, where)
+    return {**config_part, "method": method, **settings}, record
 
 
 def tuned_for_comparison(values: dict[str, Any], methods: list[str]) -> dict[str, dict[str, Any]]:
     """Each compared method's tuned settings (best trial) when the box is ticked: from the uploaded file (the
     methods it covers) or the store; the rest keep their defaults."""
-    from ..methods import get_method
+    from ..methods import NONE, get_method
     from ..tuning import Tuning
 
     if not values.get("use_tuned"):
         return {}
-    names = [get_method(m).name for m in methods if get_method(m).name != "none"]
-    if values.get("tuned_file"):
-        tuning = Tuning.load(values["tuned_file"])
-        return {m: dict(t.settings) for m, t in tuning.methods.items() if m in names}
+    if values.get("tuned_file"):  # compare reads only the compared methods' entries
+        return {m: dict(t.settings) for m, t in Tuning.load(values["tuned_file"]).methods.items()}
     out = {}
-    for name in names:
-        tuning, _ = find_tuning(values, name)
+    for name in {get_method(m).name for m in methods} - {NONE}:
+        tuning, _, _ = find_tuning(values, name)
         if tuning is not None:
             out[name] = dict(tuning.methods[name].settings)
     return out
