@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .api import UnlearnResult, run, unlearn
+from .audit import Audit, audit
 from .compare import Comparison, compare
 from .config import DataSource, ForgetSpec, ModelSource, RunConfig, RunOptions
 from .errors import Cancelled, UnlearnError
@@ -14,7 +15,7 @@ from .tuning import Tuning, tune
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cancelled", "Comparison", "DataSource", "ForgetSpec", "ModelSource", "PushInfo", "RunConfig", "RunOptions",
-    "UnlearnError", "UnlearnReport", "UnlearnResult", "available_methods", "compare", "get_method", "push_to_hub",
-    "Tuning", "run", "run_method", "tune", "unlearn",
+    "Audit", "Cancelled", "Comparison", "DataSource", "ForgetSpec", "ModelSource", "PushInfo", "RunConfig",
+    "RunOptions", "UnlearnError", "UnlearnReport", "UnlearnResult", "audit", "available_methods", "compare",
+    "get_method", "push_to_hub", "Tuning", "run", "run_method", "tune", "unlearn",
 ]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .cancel import honours_cancel
 from .config import TOP_LEVEL, RunConfig, config_keywords
 from .data import UnlearnData
@@ -22,6 +24,7 @@ from .engine import ProgressFn
 from .fields import default_of
 from .methods import get_method, run_method
 from .metrics.evaluation import Evaluation, evaluate, model_outputs
+from .metrics.outputs import EvalOutputs
 from .metrics.registry import avg_gap
 from .report import UnlearnReport, forget_record
 from .seeds import combine_seeds
@@ -41,6 +44,9 @@ class UnlearnResult:
     artifacts: dict[str, Any] = field(default_factory=dict)
     #: with several seeds: each seed's own result (the first is this one's model; the report combines them)
     seed_results: list[UnlearnResult] = field(default_factory=list)
+    #: each forget row's logit-scaled confidence log p_y − log(1 − p_y) under the unlearned model (an audit's
+    #: input; None where the forget logits were too large to keep)
+    forget_confidence: np.ndarray | None = None
 
     def __iter__(self):
         return iter((self.model, self.report))
@@ -129,6 +135,7 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
         own_record = loaded.retrain_record(loaded.start_record(), dataclasses.asdict(settings), False,
                                            edited.seconds)
     unlearned = model_outputs(engine, edited.model, data, seed)
+    confidence = forget_confidence(unlearned)
     reference = loaded.reference(seed)
     ref_report = config.reference_report
     evaluations = {"original": loaded.original(seed, reference),
@@ -168,7 +175,15 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
         mask = edited.artifacts["mask"]
         report.settings["mask"] = dict(mask.meta, selected_fraction=mask.fraction())
     return UnlearnResult(edited.model, loaded.processor, report, evaluations, data, original_model=loaded.model,
-                         artifacts=edited.artifacts)
+                         artifacts=edited.artifacts, forget_confidence=confidence)
+
+
+def forget_confidence(outputs: EvalOutputs) -> np.ndarray | None:
+    """The forget rows' logit-scaled confidences (the competition's per-example statistic) of one model."""
+    from .forgetting_quality import logit_scaled_confidence
+
+    forget = outputs["forget"]
+    return None if forget.logits is None else logit_scaled_confidence(forget.logits, forget.labels)
 
 
 def _name_labels(model: Any, class_names: list[str]) -> None:

@@ -41,15 +41,18 @@ def build_model_card(report: UnlearnReport, repo_id: str | None = None) -> Any:
     evals = []
     by_split = sorted(card_metrics(), key=lambda m: SPLIT_ORDER.index(m.card.split) if m.card.split in SPLIT_ORDER
                       else len(SPLIT_ORDER))
+    audited = (report.audit or {}).get("metrics") or {}
     for metric in by_split:
-        value = unlearned.get(metric.key)
+        # an audit's scores are the population's (N unlearned runs against N retrained), stated with N
+        value = audited.get(metric.key) if metric.scope == "audit" else unlearned.get(metric.key)
         if value is None:
             continue
+        name = metric.card.name.format(n=(report.audit or {}).get("n_models"))
         evals.append(EvalResult(
             task_type="image-classification", task_name="Machine unlearning",
             dataset_type=dataset_id or "local", dataset_name=dataset_id or str(data_src.get("id", "local")),
             dataset_config=data_src.get("config"), dataset_split=metric.card.split,
-            dataset_revision=data_src.get("commit"), metric_type=metric.card.type, metric_name=metric.card.name,
+            dataset_revision=data_src.get("commit"), metric_type=metric.card.type, metric_name=name,
             metric_value=round(float(value), 4)))
     data = ModelCardData(
         library_name="transformers",
@@ -115,8 +118,21 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
         "rte": rte,
         "reference": reference_line(report) if report.retrain else "",
         "verdict": verdict(report),
+        "audit": _audit_section(report),
         "versions": ", ".join(f"{k} {v}" for k, v in report.versions.items()),
     }
+
+
+def _audit_section(report: UnlearnReport) -> str:
+    """The forgetting audit's scores and what they mean, when the checkpoint was audited (hf-unlearn audit)."""
+    from .audit import explain
+
+    if not report.audit:
+        return ""
+    n = report.audit["n_models"]
+    return (f"## Forgetting audit ({n} unlearned and {n} retrained models)\n\n{explain(report.audit)}\n\n"
+            "The per-example evidence is in `audit.json` (ε of every forget example) and `audit_confidences.npz` "
+            "(both kinds' confidence matrices, no image data), from which anyone can recompute the score.\n")
 
 
 _TEMPLATE = """---
@@ -147,6 +163,8 @@ it was edited to forget part of its training data.
 {{ gap }}
 
 {{ reference }}
+
+{{ audit }}
 
 ## Method settings
 

@@ -1,4 +1,4 @@
-"""``hf-unlearn``: the command line (run, compare, tune, push, demo, methods).
+"""``hf-unlearn``: the command line (run, compare, tune, audit, push, demo, methods).
 
 User mistakes print one ``error:`` line and exit with code 2; no traceback,
 no partial output.
@@ -247,6 +247,36 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import run_audit
+    from .config import RunConfig
+
+    if args.reference:
+        raise UnlearnError("audit always measures against N Retrain references: drop --reference")
+    if args.seeds:
+        raise UnlearnError("an audit's seeds are 0..N−1: drop --seeds and set --n-models")
+    keywords = keywords_from_args(args)
+    if args.settings:
+        args.method, settings, record = tuned_run(args.settings, args.method, keywords["forget"].kind, {})
+        keywords = {**settings, **keywords, "method": args.method}
+    keywords.update(reference="retrain", method=args.method or "ft")
+    config = RunConfig.from_keywords(**keywords)
+    if args.settings:
+        config = dataclasses.replace(config, tuned=record)
+    out = check_output_dir(args.output, args.overwrite)
+    result = run_audit(config, args.n_models, token=args.token or os.environ.get("HF_TOKEN"),
+                       progress=None if args.quiet else _progress_printer())
+    if not _is_main_process():
+        return 0
+    path = result.save(out, overwrite=args.overwrite)
+    print(result.markdown())
+    print(f"saved the audited checkpoint (seed 0's run) with audit.json, audit_confidences.npz and "
+          f"epsilon_hist.png to {path}")
+    if args.push_to:
+        _push(path, args.push_to, args)
+    return 0
+
+
 def _trial_printer() -> Any:
     def show(event: dict[str, Any]) -> None:
         if "trial" in event:
@@ -368,6 +398,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=None, help="seconds per method at most (default: no limit)")
     _output_flags(t, "the settings file to write (JSON)", "an existing settings file")
     t.set_defaults(func=cmd_tune)
+
+    a = sub.add_parser("audit", help="the NeurIPS 2023 competition's forgetting-quality audit: the method N times "
+                       "and Retrain N times (cached), each forget example's ε, the score F next to its ceiling at N")
+    add_run_flags(a)
+    a.add_argument("--n-models", type=int, default=32, metavar="N",
+                   help="unlearned runs and retrained references, seeds 0..N-1 each (default 32)")
+    a.add_argument("--settings", metavar="FILE", help="a tuned-settings file (hf-unlearn tune): the method's tuned "
+                   "settings, under any --set")
+    _output_flags(a, "directory for the audited checkpoint (seed 0's run) and audit.json, audit.md, "
+                  "audit_confidences.npz, epsilon_hist.png", "an existing output directory")
+    a.add_argument("--push-to", metavar="REPO", help="after saving, push the audited checkpoint to this Hub repo")
+    _push_flags(a)
+    a.set_defaults(func=cmd_audit)
 
     pu = sub.add_parser("push", help="push a saved output folder to the Hub (one atomic commit, with a model card)")
     pu.add_argument("dir", help="the --output folder of `hf-unlearn run`")

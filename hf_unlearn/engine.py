@@ -179,7 +179,8 @@ class Engine:
     _precision: str | None = None
 
     def __init__(self, mixed_precision: str = "no", cpu: bool = False, eval_batch_size: int = 256,
-                 progress: ProgressFn | None = None, *, channels_last: bool | None = None) -> None:
+                 progress: ProgressFn | None = None, *, channels_last: bool | None = None,
+                 independent: bool = False) -> None:
         from accelerate import Accelerator
 
         key = f"{mixed_precision}/{cpu}"
@@ -192,6 +193,12 @@ class Engine:
         # each computes its share of every batch and the gradients are averaged (DDP)
         self.world = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
+        # ``independent`` (an audit's many whole runs): each process trains and evaluates its own models alone,
+        # no DDP and no sharding; ``worker`` of ``workers`` says which runs are its share
+        self.workers, self.worker = 1, 0
+        if independent:
+            self.workers, self.worker = self.world, self.rank
+            self.world, self.rank = 1, 0
         # NHWC convolutions are faster on tensor-core GPUs and slower on most CPUs
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.eval_batch_size = eval_batch_size
@@ -213,7 +220,8 @@ class Engine:
 
     @property
     def is_main(self) -> bool:
-        """The process that writes (files, cache entries); the only one in a single-process run."""
+        """The process that writes what its run computed (cache entries); every process in ``independent``
+        mode, where each computes runs of its own."""
         return self.rank == 0
 
     def all_agree(self, flag: bool) -> bool:

@@ -27,9 +27,10 @@ def check_output_dir(path: str | Path, overwrite: bool = False) -> Path:
 
 
 def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
-                    overwrite: bool = False, mask: Any = None, extra_files: dict[str, str] | None = None) -> Path:
+                    overwrite: bool = False, mask: Any = None,
+                    extra_files: dict[str, str | bytes] | None = None) -> Path:
     """``save_pretrained`` model and processor, plus report.json / report.md / per_class.png
-    (and ``unlearning_mask.safetensors`` for masked methods, and any ``extra_files`` name → text)."""
+    (and ``unlearning_mask.safetensors`` for masked methods, and any ``extra_files`` name → text or bytes)."""
     target = Path(output_dir).resolve()
     check_output_dir(target, overwrite)
     parent = target.parent
@@ -46,8 +47,11 @@ def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: 
             (tmp / "report.json").write_text(report.to_json())
             (tmp / "report.md").write_text(report.summary() + "\n")
             report.plot_per_class(tmp / "per_class.png")
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+        for name, content in (extra_files or {}).items():
+            if isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
+            else:
+                (tmp / name).write_text(content)
         if mask is not None:
             mask.save(tmp / "unlearning_mask.safetensors")
         if target.exists():

@@ -20,9 +20,10 @@ import numpy as np
 
 from .errors import UnlearnError
 
+#: 4: an audit's record (``audit``: the forgetting-quality scores over N models of each kind);
 #: 3: the Retrain reference's record (``retrain``) and several seeds (``seeds``, ``per_seed``, ``*_std``);
 #: 2: the forget record holds its kind's fields only (1 held every kind's, unused ones null). 1 and 2 still load
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 def library_versions() -> dict[str, str]:
     """Versions of everything that shapes the numbers."""
@@ -63,6 +64,9 @@ class UnlearnReport:
     metrics_std: dict[str, dict[str, Any] | None] | None = None
     avg_gap_std: dict[str, float] | None = None
     rte_s_std: float | None = None
+    #: an audit of the method on this request (``hf-unlearn audit``): N, δ, the audit metrics' values
+    #: (``metrics``: forget_quality, forget_quality_ceiling, final_score) and the largest ε N can measure
+    audit: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
@@ -85,7 +89,7 @@ class UnlearnReport:
         version = d.get("schema_version")
         if version == 1:
             d = _upgrade_v1(d)
-        elif version == 2:  # schema 3 only added fields
+        elif version in (2, 3):  # schemas 3 and 4 only added fields
             d = {**d, "schema_version": SCHEMA_VERSION}
         elif version != SCHEMA_VERSION:
             raise UnlearnError(
@@ -180,6 +184,10 @@ class UnlearnReport:
         if self.retrain:
             out.append(reference_line(self))
         out += [f"unlearning time (RTE): {self.rte_text()}", f"verdict: {verdict(self)}"]
+        if self.audit:
+            from .audit import explain
+
+            out.append(f"forgetting audit: {explain(self.audit)}")
         return "\n".join(out)
 
     def plot_per_class(self, path: str | Path) -> Path:

@@ -218,8 +218,11 @@ def _write(cache: Any, key: dict[str, Any], ref: Reference) -> Path | None:
 
 @honours_cancel
 def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset: Any = None,
-         token: str | None = None, progress: ProgressFn | None = None) -> Loaded:
-    """Sources → splits, once: the dataset and model loaded, the request's splits built and placed."""
+         token: str | None = None, progress: ProgressFn | None = None, independent: bool = False) -> Loaded:
+    """Sources → splits, once: the dataset and model loaded, the request's splits built and placed.
+
+    ``independent``: under ``accelerate launch`` each process runs whole models of its own (an audit's share
+    of its runs), not a share of every batch (:class:`~hf_unlearn.engine.Engine`)."""
     options = config.options
     if options.cache_references and config.retrain_settings is not None:
         references().check_limit()  # a bad HF_UNLEARN_CACHE_MB is an error before anything is loaded
@@ -232,7 +235,8 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     check_model_labels(net.config, splits.class_names)
     num_channels = int(getattr(net.config, "num_channels", 3) or 3)
     data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache)
-    engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress)
+    engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress,
+                    independent=independent)
     data_info["processes"] = engine.world
     return Loaded(config, engine, engine.place(net), proc, splits, data.to(engine.device), data_info, model_res,
                   data_res, token, model_in_memory=model is not None, tensor_cache=cache)

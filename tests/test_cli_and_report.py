@@ -27,7 +27,7 @@ def test_cli_run_writes_checkpoint_and_report(demo_assets, tmp_path, capsys):
             "per_class.png"} <= names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 3 and report["method"] == "ft"
+    assert report["schema_version"] == 4 and report["method"] == "ft"
     assert report["forget"]["class_names"] == ["3"] and len(report["forget"]["forget_ids_sha256"]) == 64
     from transformers import AutoModelForImageClassification
 

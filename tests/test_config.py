@@ -84,7 +84,7 @@ def test_reports_of_schema_version_1_still_load(name, tmp_path):
     raw = json.loads((DATA / name).read_text())
     assert raw["schema_version"] == 1
     report = UnlearnReport.load(DATA / name)
-    assert report.schema_version == 3 and report.metrics == raw["metrics"]
+    assert report.schema_version == 4 and report.metrics == raw["metrics"]
     kind = raw["forget"]["kind"]
     own = {"class": {"classes"}, "indices": {"indices"}}[kind]
     assert set(report.forget) == own | {"kind", "seed", "retain_fraction", "description", "n_forget",

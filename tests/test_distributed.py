@@ -83,3 +83,29 @@ def test_every_method_runs_through_the_python_api_under_two_processes(demo_asset
     assert sorted(results) == sorted(available_methods())
     for name, m in results.items():
         assert all(0.0 <= m[k] <= 100.0 for k in ("ua", "ra", "ta", "mia_efficacy")), (name, m)
+
+
+def test_an_audit_under_two_processes_equals_the_one_under_one(demo_assets, tmp_path):
+    """N = 8: the two gloo processes run seeds 0, 2, … and 1, 3, … whole (no DDP), and the gathered confidence
+    matrices and scores equal one process's exactly. Each side trains its own references (its own cache), so
+    the retrained matrix is compared too; one thread a process on both sides, as the arithmetic then agrees."""
+    import numpy as np
+
+    args = ["audit", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+            "--method", "rbm", "--epochs", "2", "--n-models", "8", "--retrain-set", "epochs=3", "--cpu", "--quiet"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port()), "-m", "hf_unlearn.cli"]
+    for name, command in (("one", [sys.executable, "-m", "hf_unlearn.cli"]), ("two", launch)):
+        env = dict(os.environ, OMP_NUM_THREADS="1", HF_UNLEARN_CACHE=str(tmp_path / f"cache-{name}"))
+        proc = subprocess.run([*command, *args, "--output", str(tmp_path / name)], capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.count("saved the audited checkpoint") == 1  # one process writes
+    one, two = (json.loads((tmp_path / n / "audit.json").read_text()) for n in ("one", "two"))
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert one["metrics"] == two["metrics"] and one["epsilon"] == two["epsilon"]
+    assert one["metrics"]["forget_quality_ceiling"] > 0  # a score that could differ, not two zeros
+    a, b = (np.load(tmp_path / n / "audit_confidences.npz") for n in ("one", "two"))
+    for key in a.files:
+        assert np.array_equal(a[key], b[key]), key

@@ -2,8 +2,11 @@
 
 A :class:`Metric` says what it is called, what it means, which way is
 better, which outputs it reads, whether it enters Avg.Gap, how it goes into
-a model card's ``model-index``, and how it is computed from an evaluation's
-:class:`~hf_unlearn.metrics.outputs.EvalOutputs`. The report JSON, the
+a model card's ``model-index``, and how it is computed: from one model's
+evaluation (:class:`~hf_unlearn.metrics.outputs.EvalOutputs`, scope ``model``)
+or from an audit's N unlearned and N retrained models (scope ``audit``: the
+forgetting-quality score needs the distributions across models, which no
+single evaluation has). The report JSON, the
 markdown tables, the model card, the app's table, the ``evaluate`` module,
 :func:`avg_gap` and the benchmark scripts' tables all iterate this registry,
 so registering a metric (:func:`register`) is the whole of adding one.
@@ -25,6 +28,8 @@ from .outputs import EvalOutputs, MissingOutputs
 DIRECTIONS = ("higher", "lower", "retrain")
 #: the splits a metric may read (``reference``: the Retrain reference's outputs, in ``outputs.reference``)
 READABLE = ("forget", "retain", "test", "test_all", "test_forget", "reference")
+#: what a metric is computed from: one model's evaluation, or an audit of many models of each kind
+SCOPES = ("model", "audit")
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,14 @@ class Metric:
     table: bool = True
     #: a column of the compact tables (benchmarks, comparisons): the field's headline metrics
     compact: bool = False
+    #: "model": ``compute`` takes one model's ``EvalOutputs``; "audit": an audit's ``AuditOutputs``
+    scope: str = "model"
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"metric '{self.key}': direction must be one of {DIRECTIONS}, got '{self.direction}'")
+        if self.scope not in SCOPES:
+            raise ValueError(f"metric '{self.key}': scope must be one of {SCOPES}, got '{self.scope}'")
         unknown = set(self.reads) - set(READABLE)
         if unknown:
             raise ValueError(f"metric '{self.key}' reads {sorted(unknown)}; it may read {READABLE}")
@@ -92,11 +101,16 @@ def get_metric(key: str) -> Metric:
 
 def table_metrics(compact: bool = False) -> list[Metric]:
     """The metrics that are table columns (only the headline ones with ``compact``), in registry order."""
-    return [m for m in _METRICS.items() if m.table and (m.compact or not compact)]
+    return [m for m in _METRICS.items() if m.scope == "model" and m.table and (m.compact or not compact)]
 
 
 def gap_metrics() -> list[Metric]:
-    return [m for m in _METRICS.items() if m.in_gap]
+    return [m for m in _METRICS.items() if m.scope == "model" and m.in_gap]
+
+
+def audit_metrics() -> list[Metric]:
+    """The metrics computed from an audit's many models (the forgetting-quality score and its companions)."""
+    return [m for m in _METRICS.items() if m.scope == "audit"]
 
 
 def card_metrics() -> list[Metric]:
@@ -105,7 +119,7 @@ def card_metrics() -> list[Metric]:
 
 def compute_all(outputs: EvalOutputs) -> dict[str, Any]:
     """Every registered metric of one model, keyed as in the report (None where it does not apply)."""
-    return {m.key: m.value(outputs) for m in _METRICS.items()}
+    return {m.key: m.value(outputs) for m in _METRICS.items() if m.scope == "model"}
 
 
 def avg_gap(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> float:
@@ -140,5 +154,6 @@ def fmt_pm(mean: Any, std: Any = None) -> str:
     return f"{fmt(mean)} ± {fmt(std)}"
 
 
-__all__ = ["CardEntry", "DIRECTIONS", "Metric", "all_metrics", "avg_gap", "card_metrics", "compute_all", "fmt",
-           "fmt_pm", "gap_metrics", "get_metric", "register", "shown_columns", "table_metrics", "unregister"]
+__all__ = ["CardEntry", "DIRECTIONS", "Metric", "SCOPES", "all_metrics", "audit_metrics", "avg_gap",
+           "card_metrics", "compute_all", "fmt", "fmt_pm", "gap_metrics", "get_metric", "register", "shown_columns",
+           "table_metrics", "unregister"]

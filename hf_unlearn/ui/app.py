@@ -1,4 +1,4 @@
-"""The Gradio app: choose a model, a dataset and what to forget; watch it unlearn; compare; push.
+"""The Gradio app: choose a model, a dataset and what to forget; watch it unlearn; compare; audit; push.
 
 ``app.py`` at the repository root only builds and launches :func:`build_app`.
 The form is generated (:mod:`.form`) and handed to the run as one mapping of
@@ -24,6 +24,9 @@ from .jobs import Job, follow
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
     KEEP_RESULTS,
+    audit_headers,
+    audit_status,
+    audit_table,
     comparison_headers,
     comparison_table,
     comparison_verdicts,
@@ -38,6 +41,8 @@ from .views import (
 )
 
 RUN_CONCURRENCY = "unlearning-job"
+#: the Audit view's choices of N (models of each kind): an audit costs 2N runs
+AUDIT_MODELS = (8, 16, 32, 64)
 #: the Compare view's first choice: the two seed methods and the strongest baseline
 COMPARE_DEFAULT = ("rbm", "minnorm-og", "salun")
 
@@ -146,6 +151,26 @@ def build_app() -> Any:
                                       type="filepath", elem_id="pareto", scale=3)
                     verdicts = gr.Markdown(elem_id="compare-verdicts")
                 compare_files = gr.File(label="comparison.json, comparison.md, pareto.png", file_count="multiple")
+            with gr.Tab("Audit forgetting", id="audit"):
+                gr.Markdown("The NeurIPS 2023 unlearning competition's **forgetting-quality audit** of the method "
+                            "chosen above (with its settings): it runs the method N times and Retrain N times "
+                            "(seeds 0..N−1; cached references are reused) and asks, for every forget example, "
+                            "whether an attacker can tell the unlearned models from the retrained ones by its "
+                            "confidence. The score F is shown next to its ceiling at this N, what a perfect "
+                            "unlearner would score. Push then sends seed 0's model with the scores in its card.")
+                with gr.Row():
+                    audit_n = gr.Dropdown(list(AUDIT_MODELS), value=32, label="N: models of each kind (2N runs)",
+                                          elem_id="audit-n", scale=2)
+                    audit_btn = gr.Button("Audit", variant="primary", elem_id="audit-run", scale=1)
+                    audit_cancel = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
+                audit_status_md = gr.Markdown(elem_id="audit-status")
+                audit_log = gr.Textbox(label="Log", lines=4, max_lines=10, autoscroll=True)
+                audit_plot = gr.Image(label="Per-example ε and the most exposed forget examples", type="filepath",
+                                      elem_id="audit-hist")
+                audit_scores = gr.Dataframe(headers=audit_headers(), label="Audit scores", elem_id="audit-scores",
+                                            interactive=False, wrap=True)
+                audit_files = gr.File(label="audit.json, audit.md, audit_confidences.npz, epsilon_hist.png",
+                                      file_count="multiple")
         with gr.Accordion("Push to the Hub", open=True):
             with gr.Row():
                 if on_space():
@@ -254,21 +279,62 @@ def build_app() -> Any:
                              f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None)
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
+        def on_audit(state: dict, n_models: Any, progress: Any = gr.Progress(), **values: Any):
+            from ..audit import run_audit
+            from ..config import RunConfig
+
+            state = dict(state or {})
+            empty = (None, None, None)  # figure, scores, files
+            keep = gr.update()
+            try:
+                keywords, tuned = apply_tuned(values, keywords_from_form(values))
+                config = dataclasses.replace(
+                    RunConfig.from_keywords(**{**keywords, "reference": "retrain", "seeds": None}), tuned=tuned)
+                n = int(n_models)
+                if n not in AUDIT_MODELS:
+                    raise UnlearnError(f"choose N among {', '.join(map(str, AUDIT_MODELS))}")
+            except (UnlearnError, TypeError, ValueError) as exc:
+                yield (state, f"**Error:** {exc}", "", *empty, keep)
+                return
+            job = Job(lambda **kw: run_audit(config, n, **kw)).start()
+            state["job"] = job
+            lines: list[str] = []
+            working = f"Auditing {config.method}: {2 * n} runs ({n} unlearned, {n} retrained or read from the cache)…"
+            yield (state, working, "", *empty, keep)
+            for text in follow(job, progress, lines):
+                yield (state, working, text, *empty, keep)
+            if job.error:
+                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, keep)
+                return
+            audit = job.result
+            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-audit-"))
+            for name, content in audit.files().items():
+                (out / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+            lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
+            shown = (audit_status(audit), "\n".join(lines), str(out / "epsilon_hist.png"), audit_table(audit),
+                     [str(out / name) for name in ("audit.json", "audit.md", "audit_confidences.npz",
+                                                   "epsilon_hist.png")])
+            entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
+                             f"{n}: F {audit.metrics['forget_quality']:.3f}", "audit", shown, audit.first)
+            state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
+            yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
+
         def on_open(state: dict, choice: str | None):
             """Show an earlier run or comparison of this session again (and make a run the one Push sends)."""
             state = dict(state or {})
             entry = next((e for e in state.get("history", []) if e["label"] == choice), None)
-            unchanged = [gr.update()] * (len(run_outputs) + len(compare_outputs))
+            views_outputs = {"unlearn": run_outputs, "compare": compare_outputs, "audit": audit_outputs}
             if entry is None:
-                return (state, gr.update(), *unchanged)
-            runs = list(entry["shown"]) if entry["view"] == "unlearn" else [gr.update()] * len(run_outputs)
-            comps = list(entry["shown"]) if entry["view"] == "compare" else [gr.update()] * len(compare_outputs)
-            if entry["view"] == "unlearn":  # Push sends the run on screen, or nothing
+                return (state, gr.update(), *(gr.update() for outs in views_outputs.values() for _ in outs))
+            shown = [list(entry["shown"]) if entry["view"] == view else [gr.update()] * len(outs)
+                     for view, outs in views_outputs.items()]
+            if entry["view"] in ("unlearn", "audit"):  # Push sends the run on screen, or nothing
                 state["result"] = entry.get("result")
                 if entry.get("result") is None:
-                    runs[0] = (f"{runs[0]}\n\nOnly the last {KEEP_RESULTS} runs keep their model: run this one "
-                               "again to push it.")
-            return (state, gr.Tabs(selected=entry["view"]), *runs, *comps)
+                    own = shown[list(views_outputs).index(entry["view"])]
+                    own[0] = (f"{own[0]}\n\nOnly the last {KEEP_RESULTS} runs keep their model: run this one "
+                              "again to push it.")
+            return (state, gr.Tabs(selected=entry["view"]), *(v for part in shown for v in part))
 
         def on_cancel(state):
             job = (state or {}).get("job")
@@ -313,8 +379,14 @@ def build_app() -> Any:
             concurrency_id=RUN_CONCURRENCY)
         compare_cancel.click(on_cancel, session, compare_status, cancels=[compare_evt], api_name="cancel_compare",
                              queue=False)
-        history.input(on_open, [session, history], [session, views, *run_outputs, *compare_outputs],
-                      api_name="open")
+        audit_outputs = [audit_status_md, audit_log, audit_plot, audit_scores, audit_files]
+        audit_evt = audit_btn.click(
+            on_audit, inputs=[session, audit_n], inputs_kwargs=form, outputs=[session, *audit_outputs, history],
+            api_name="audit", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY)
+        audit_cancel.click(on_cancel, session, audit_status_md, cancels=[audit_evt], api_name="cancel_audit",
+                           queue=False)
+        history.input(on_open, [session, history], [session, views, *run_outputs, *compare_outputs,
+                                                    *audit_outputs], api_name="open")
         push_btn.click(on_push, [session, token, repo, private, create_pr], push_out, api_name="push")
     return app
 

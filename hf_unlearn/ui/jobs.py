@@ -1,4 +1,4 @@
-"""One unlearning run or comparison in a worker thread of the user's session, reporting through a queue;
+"""One unlearning run, comparison or audit in a worker thread of the user's session, reporting through a queue;
 cancellable."""
 
 from __future__ import annotations
@@ -46,11 +46,24 @@ def log_line(ev: dict[str, Any]) -> str:
             f"step {ev.get('step')}/{ev.get('steps')} loss {ev.get('loss', float('nan')):.4f}")
 
 
+def time_left(elapsed: float, fraction: float) -> str:
+    """" · about 2 min left": the rest of a job at its pace so far (nothing until a twentieth is done, when a
+    first run's start-up would make the estimate meaningless)."""
+    if fraction < 0.05 or fraction >= 1:
+        return ""
+    left = elapsed * (1 - fraction) / fraction
+    return f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {max(left, 1):.0f} s left"
+
+
 def follow(job: Job, progress: Any, lines: list[str]) -> Any:
     """Relay a job's events to the page until it ends: the progress bar, and the log's text as it grows.
 
-    A comparison's events carry ``task``/``tasks``: the bar then runs once over the whole comparison.
+    A comparison's or an audit's events carry ``task``/``tasks``: the bar then runs once over the whole job,
+    with the time left at its pace so far.
     """
+    import time
+
+    start = time.perf_counter()
     try:
         while True:
             try:
@@ -63,7 +76,8 @@ def follow(job: Job, progress: Any, lines: list[str]) -> Any:
             desc = f"{ev['phase']} epoch {ev['epoch']}/{ev['epochs']}"
             if "task" in ev:
                 fraction = (ev["task"] + fraction) / ev["tasks"]
-                desc = f"{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}: {desc}"
+                desc = (f"{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}: {desc}"
+                        f"{time_left(time.perf_counter() - start, fraction)}")
             progress(fraction, desc=desc)
             if ev["step"] == ev["steps"] or ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0:
                 lines.append(log_line(ev))

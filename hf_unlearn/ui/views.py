@@ -156,3 +156,26 @@ def remember(state: dict[str, Any], label: str, view: str, shown: tuple[Any, ...
 def history_choices(state: dict[str, Any]) -> list[str]:
     """The session's runs, newest first."""
     return [e["label"] for e in reversed(state.get("history", []))]
+
+
+def audit_headers() -> list[str]:
+    return ["score", "value", "what it means"]
+
+
+def audit_table(audit: Any) -> dict[str, Any]:
+    """The audit's scores (the registry's audit metrics) with what each means, for the page."""
+    from ..metrics import audit_metrics
+
+    return {"headers": audit_headers(),
+            "data": [[m.label.replace("this N", f"N = {audit.n_models}"), round(float(audit.metrics[m.key]), 3),
+                      m.meaning] for m in audit_metrics()]}
+
+
+def audit_status(audit: Any) -> str:
+    """What a finished audit says above its figure: the score next to its ceiling, in words."""
+    report = audit.report
+    f, top = audit.metrics["forget_quality"], audit.metrics["forget_quality_ceiling"]
+    return (f"Done: audit of **{report.method}**, forget {report.forget.get('description')}: "
+            f"{audit.n_models} unlearned runs against {audit.n_models} retrained references "
+            f"({audit.cached_references} read from the cache), {audit.seconds:.0f} s.\n\n"
+            f"### Forgetting quality F = {f:.3f} (ceiling at N = {audit.n_models}: {top:.3f})\n\n{audit.explain()}")
