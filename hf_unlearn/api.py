@@ -61,7 +61,12 @@ class UnlearnResult:
         from .output import save_checkpoint
 
         return save_checkpoint(output_dir, self.model, self.processor, self.report, overwrite=overwrite,
-                               mask=self.artifacts.get("mask"))
+                               mask=self.artifacts.get("mask"), extra_files=self.extra_files())
+
+    def extra_files(self) -> dict[str, str | bytes]:
+        """Files that travel with the checkpoint beyond the model and report: an audit's evidence."""
+        audit = self.artifacts.get("audit")
+        return audit.files() if audit is not None else {}
 
 
 def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *, processor: Any = None,

@@ -52,8 +52,8 @@ def explain(record: dict[str, Any]) -> str:
     """What an audit's scores mean, in words a user reads without a glossary (report, card, app, CLI)."""
     m, n = record["metrics"], record["n_models"]
     f, top, final = m.get("forget_quality"), m.get("forget_quality_ceiling"), m.get("final_score")
-    return (f"Forgetting quality F = {f:.3f}, against a ceiling of {top:.3f} at N = {n} (final score, F adjusted "
-            f"for retain and test accuracy: {final:.3f}). For each forget example an attacker sees its confidence "
+    return (f"Forgetting quality F = {f:.4f}, against a ceiling of {top:.4f} at N = {n} (final score, F adjusted "
+            f"for retain and test accuracy: {final:.4f}). For each forget example an attacker sees its confidence "
             f"under {n} unlearned and {n} retrained models and tries to tell which is which: F = 1 means no attack "
             "tells the unlearned model from retraining on any forget example, F = 0 means every forget example is "
             f"exposed. With {n} models of each kind an attack's strength ε cannot be measured above about "
@@ -113,7 +113,7 @@ class Audit:
                  f"references ({self.cached_references} read from the cache); {self.seconds:.1f} s on "
                  f"{self.processes} process{'es' if self.processes > 1 else ''}.", "", self.explain(), "",
                  "| score | value |", "|---|---|"]
-        lines += [f"| {m.label} | {self.metrics.get(m.key, float('nan')):.3f} |" for m in audit_metrics()]
+        lines += [f"| {m.label} | {self.metrics.get(m.key, float('nan')):.4f} |" for m in audit_metrics()]
         lines += ["", f"The usual metrics, mean ± std over the {self.n_models} runs:", "", rep.markdown(), ""]
         return "\n".join(lines)
 
@@ -143,15 +143,16 @@ class Audit:
         edges = np.arange(0, top + 1.0 + 1e-9, 0.25)
         ax.hist(shown, bins=edges, color="C0", edgecolor="white")
         for start, points in buckets:
-            ax.text(start + 0.25, 1.0, f"{points:g}", transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=8, color="grey")
+            ax.text(start + 0.25, 0.98, "1" if points == 1 else f"1/{round(1 / points)}",
+                    transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7, color="grey")
             ax.axvline(start, color="grey", lw=0.5, ls=":")
         ax.axvline(top, color="C3", lw=1)
-        ax.text(top, 0.95, " worth 0 beyond", transform=ax.get_xaxis_transform(), fontsize=8, color="C3",
-                va="top")
+        ax.text(top - 0.04, 0.5, "worth 0 beyond", transform=ax.get_xaxis_transform(), fontsize=8, color="C3",
+                rotation=90, ha="right", va="center")
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.12)  # room for the bucket points
         f, ceiling = self.metrics.get("forget_quality"), self.metrics.get("forget_quality_ceiling")
-        ax.set_title(f"F = {f:.3f} (ceiling {ceiling:.3f} at N = {n})", fontsize=10)
-        ax.set_xlabel("per-example ε (bucket points above; lower is better)")
+        ax.set_title(f"F = {f:.4f} (ceiling {ceiling:.4f} at N = {n})", fontsize=10)
+        ax.set_xlabel("per-example ε (each bucket's points at the top; lower is better)")
         ax.set_ylabel("forget examples")
         worst = np.argsort(-eps, kind="stable")[:WORST_SHOWN]
         for i, row in enumerate(worst):
@@ -183,12 +184,9 @@ class Audit:
     def save(self, output_dir: str | Path, overwrite: bool = False) -> Path:
         """The audited checkpoint (seed 0's unlearned model, its report carrying the audit) with the audit's
         files, written whole or not at all; ``hf-unlearn push`` sends it with a card that states the scores."""
-        from .output import save_checkpoint
-
         if self.first is None:
             raise UnlearnError("this audit kept no model to save (only the main process keeps seed 0's run)")
-        return save_checkpoint(output_dir, self.first.model, self.first.processor, self.report,
-                               overwrite=overwrite, mask=self.first.artifacts.get("mask"), extra_files=self.files())
+        return self.first.save(output_dir, overwrite=overwrite)
 
 
 def _clean(obj: Any) -> Any:
@@ -260,8 +258,7 @@ def _track(loaded: Any, progress: ProgressFn | None, task: int, tasks: int, name
             progress({**event, "task": task, "tasks": tasks, "task_name": name})
 
     loaded.engine.progress = tagged if progress is not None else None
-    return lambda: tagged({"phase": name.split(",")[0], "epoch": 1, "epochs": 1, "step": 1, "steps": 1,
-                           "loss": 0.0})
+    return lambda: tagged({"phase": "reference ready", "epoch": 1, "epochs": 1, "step": 1, "steps": 1})
 
 
 def _forget_confidence(reference: Any) -> np.ndarray:
@@ -300,8 +297,9 @@ def _score(runs: list[_Run], seconds: float, processes: int, first: Any) -> Audi
     report = combine_seeds(reports)
     audit = Audit(report, outputs, metrics, seconds, processes, sum(r.cached for r in runs), first)
     report.audit = audit.record()
-    if first is not None:
+    if first is not None:  # the audited checkpoint: saved and pushed with the audit's files beside it
         first.report = report
+        first.artifacts["audit"] = audit
     return audit
 
 

@@ -166,8 +166,8 @@ def _progress_printer() -> Any:
                 and key != last["key"]:
             last["key"] = key
             task = f"[{event['task'] + 1}/{event['tasks']} {event['task_name']}] " if "task" in event else ""
-            print(f"  {task}{event['phase']}: epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}",
-                  file=sys.stderr, flush=True)
+            loss = f": epoch {event['epoch']}/{event['epochs']}  loss {event['loss']:.4f}" if "loss" in event else ""
+            print(f"  {task}{event['phase']}{loss}", file=sys.stderr, flush=True)
 
     return show
 

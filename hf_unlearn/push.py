@@ -85,6 +85,11 @@ def _stage(result: Any, report: UnlearnReport, staging: Path, repo_id: str) -> N
         mask = getattr(result, "artifacts", {}).get("mask")
         if mask is not None:
             mask.save(staging / "unlearning_mask.safetensors")
+        for name, content in (result.extra_files() if hasattr(result, "extra_files") else {}).items():
+            if isinstance(content, bytes):
+                (staging / name).write_bytes(content)
+            else:
+                (staging / name).write_text(content)
     else:
         src = Path(result)
         if not (src / "config.json").exists():

@@ -4,8 +4,10 @@ Starts the app on the offline demo, then saves, at 1400 px wide:
 ``landing.png`` (the page as it opens), ``kind-random.png`` (the form after choosing random forgetting),
 ``details-indices.png`` (listed rows, with the model and dataset details open), ``run.png`` (a
 finished RBM run that forgets digit 3, with the Retrain reference) and ``compare.png`` (the Compare view:
-RBM, MinNorm-OG and SalUn over seeds 0, 1, 2, then the session's history listing both). ``--readme`` also
-copies the finished run to ``docs/app.png`` and the comparison to ``docs/compare.png``.
+RBM, MinNorm-OG and SalUn over seeds 0, 1, 2, then the session's history listing both), ``audit-running.png``
+and ``audit.png`` (the Audit view: RBM at N = 32 while it runs, with the time left, and done). ``--readme``
+also copies the finished run to ``docs/app.png``, the comparison to ``docs/compare.png`` and the audit to
+``docs/audit.png`` and ``docs/audit-running.png``.
 
     python scripts/screenshots.py --out test-artifacts/screens [--readme]
 """
@@ -13,6 +15,7 @@ copies the finished run to ``docs/app.png`` and the comparison to ``docs/compare
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -59,9 +62,20 @@ def main() -> None:
         expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)
         page.locator("#views").screenshot(path=str(args.out / "compare.png"))
         page.screenshot(path=str(args.out / "compare-page.png"), full_page=True)
+
+        page.get_by_role("tab", name="Audit forgetting").click()  # RBM (the form's method), N = 32
+        page.locator("#audit-run").click()
+        expect(page.locator("#audit-status")).to_contain_text(re.compile(r"about \d+ (s|min) left"), timeout=300_000)
+        page.wait_for_timeout(1500)  # the bar's own redraw
+        page.locator("#views").screenshot(path=str(args.out / "audit-running.png"))
+        expect(page.locator("#audit-status")).to_contain_text("Forgetting quality F =", timeout=900_000)
+        expect(page.locator("#audit-hist img")).to_be_visible(timeout=30_000)
+        page.locator("#views").screenshot(path=str(args.out / "audit.png"))
     if args.readme:
         shutil.copy(args.out / "run.png", ROOT / "docs" / "app.png")
         shutil.copy(args.out / "compare.png", ROOT / "docs" / "compare.png")
+        shutil.copy(args.out / "audit.png", ROOT / "docs" / "audit.png")
+        shutil.copy(args.out / "audit-running.png", ROOT / "docs" / "audit-running.png")
     print(f"screenshots in {args.out}")
 
 

@@ -212,3 +212,52 @@ def test_the_app_offers_stored_tuned_settings_beside_the_defaults_and_runs_with_
         assert "**Settings:**" not in unticked[0]
     finally:
         store_path(store_key(config, "ft")).unlink()
+
+
+def test_the_audit_view_scores_the_method_and_push_sends_the_audited_checkpoint(app_url, hub):
+    """N = 8 for FT on the preset class (the demo's recipe; its references shared with any other audit of the
+    session); the status states F next to its ceiling, the files come back, and Push sends seed 0's model with
+    the audit's scores in the card and its evidence beside it, in one commit."""
+    from huggingface_hub import ModelCard
+
+    c = client(app_url)
+    out = c.predict(api_name="/audit", n_models=8, forget_index_file=None, tuned_file=None, method="ft", epochs=1,
+                    with_retrain=True)
+    status, log, figure, scores, files, history = out
+    assert status.startswith("Done: audit of **ft**, forget class 3: 8 unlearned runs"), status
+    assert "### Forgetting quality F = " in status and "(ceiling at N = 8: " in status
+    assert "F = 1 means no attack tells the unlearned model from retraining" in status
+    assert "[16/16 ft, seed 7] ft: epoch 1/1" in log and "[1/16 retrain, seed 0] reference ready" in log
+    assert log.count("[16/16 ft, seed 7]") == 1  # one line a finished run
+    assert figure.endswith("epsilon_hist.png")
+    assert [row[0] for row in scores["data"]] == ["Forgetting quality F", "Ceiling of F at N = 8", "Final score"]
+    assert sorted(Path(f).name for f in files) == ["audit.json", "audit.md", "audit_confidences.npz",
+                                                   "epsilon_hist.png"]
+    assert history["value"].startswith("#1 audit ft, forget class 3, N = 8: F ")
+    record = json.loads(Path(next(f for f in files if f.endswith("audit.json"))).read_text())
+    assert record["n_models"] == 8 and record["method"] == "ft"
+
+    pushed = c.predict(api_name="/push", hub_token=TOKEN, repo_id="alice/audited", private_repo=False,
+                       open_pr=False)
+    assert pushed.startswith("Pushed:"), pushed
+    repo = hub.state.repos[("model", "alice/audited")]
+    assert {"model.safetensors", "README.md", "unlearning_report.json", "audit.json", "audit_confidences.npz",
+            "epsilon_hist.png"} <= set(repo.commits[repo.refs["main"]].files)
+    assert len(repo.commits) == 2
+    card = ModelCard.load("alice/audited", token=TOKEN)
+    names = {r.metric_type: r.metric_name for r in card.data.eval_results}
+    assert names["forgetting_quality"] == "Forgetting quality F (N=8 models of each kind)"
+    assert "## Forgetting audit (8 unlearned and 8 retrained models)" in card.text
+
+    bad = c.predict(api_name="/audit", n_models=8, forget_index_file=None, tuned_file=None, method="retrain",
+                    with_retrain=True)
+    assert bad[0].startswith("**Error:** auditing Retrain against itself measures nothing"), bad[0]
+
+
+def test_the_time_left_is_the_pace_so_far_once_a_twentieth_is_done():
+    from hf_unlearn.ui.jobs import time_left
+
+    assert time_left(3.0, 0.01) == ""  # too early: the first run's start-up would dominate
+    assert time_left(10.0, 0.25) == " · about 30 s left"
+    assert time_left(60.0, 0.25) == " · about 3 min left"
+    assert time_left(60.0, 1.0) == ""

@@ -149,3 +149,25 @@ def test_the_audit_command_refuses_seeds_and_a_full_folder_in_one_line(demo_asse
     assert main([*base, "--output", str(tmp_path / "full")]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+
+
+def test_the_audit_command_runs_a_tuned_settings_file_under_the_users_own_flags(demo_assets, tmp_path, capsys):
+    """--settings FILE: the method's tuned settings, under --epochs; the report records the tuning."""
+    from hf_unlearn.cli import main
+    from hf_unlearn.report import UnlearnReport
+    from hf_unlearn.tuning import MethodTuning, Tuning
+
+    tuned = Tuning(request={"kind": "class", "description": "class 5", "n_forget": 180},
+                   proxies=[{"description": "class 7"}], sources={}, seeds=[0],
+                   methods={"rbm": MethodTuning("rbm", {"epochs": 4, "lr": 0.02}, 0.5, [0.5, 0.5], 1.0, 40.0,
+                                                trials=10, none_proxy_avg_gaps=[40.0, 40.0],
+                                                validation_avg_gaps=[0.5, 0.6], none_validation_avg_gaps=[40.0, 40.0])})
+    tuned.save(tmp_path / "tuned.json")
+    out = tmp_path / "audited"
+    code = main(["audit", "--model", str(demo_assets[0]), "--dataset", str(demo_assets[1]), "--forget-class", "3",
+                 "--settings", str(tmp_path / "tuned.json"), "--epochs", "2", "--n-models", "8",
+                 "--retrain-set", "epochs=3", "--quiet", "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    report = UnlearnReport.load(out)
+    assert report.method == "rbm" and report.settings["epochs"] == 2 and report.settings["lr"] == 0.02
+    assert report.settings["tuned"]["for"] == "rbm" and report.audit["n_models"] == N

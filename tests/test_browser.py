@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,15 +76,25 @@ def test_demo_rbm_run_and_push_in_a_real_browser(served_app, hub):
     assert TOKEN not in (ARTIFACTS / "app.png").read_bytes().decode("latin-1")
 
 
-def test_compare_view_in_a_real_browser(served_app):
+@contextmanager
+def open_page(url: str, height: int = 1800):
+    """A headless Chromium page on the app, its first view loaded (the browser closes after)."""
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(served_app)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.goto(url)
         expect(page.locator("#run")).to_be_visible(timeout=30_000)
+        yield page
+        browser.close()
+
+
+def test_compare_view_in_a_real_browser(served_app):
+    from playwright.sync_api import expect
+
+    with open_page(served_app) as page:
         page.get_by_label("seeds (e.g. 0,1,2; empty: the seed)").fill("0,1")
         page.get_by_role("tab", name="Compare methods").click()
         methods = page.locator("#compare-methods")
@@ -99,4 +110,23 @@ def test_compare_view_in_a_real_browser(served_app):
         expect(page.locator("#pareto img")).to_be_visible(timeout=30_000)
         expect(page.locator("#compare-status")).to_contain_text("Done: rbm, minnorm-og, ft")
         page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
-        browser.close()
+
+
+def test_audit_view_in_a_real_browser(served_app):
+    """The Audit view: N = 8 for RBM on the preset class; the score, its ceiling and the histogram appear."""
+    from playwright.sync_api import expect
+
+    with open_page(served_app) as page:
+        page.get_by_role("tab", name="Audit forgetting").click()
+        page.locator("#audit-n input").click()
+        page.get_by_role("option", name="8", exact=True).click()
+        page.locator("#audit-run").click()
+        status = page.locator("#audit-status")
+        expect(status).to_contain_text("Forgetting quality F =", timeout=400_000)
+        assert re.search(r"F = \d\.\d{4} \(ceiling at N = 8: \d\.\d{4}\)", status.inner_text()), status.inner_text()
+        expect(status).to_contain_text("F = 0 means every forget example is exposed")
+        expect(page.locator("#audit-hist img")).to_be_visible(timeout=30_000)
+        scores = page.locator("#audit-scores")
+        for label in ("Forgetting quality F", "Ceiling of F at N = 8", "Final score"):
+            expect(scores).to_contain_text(label)
+        page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)

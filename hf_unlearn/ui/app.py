@@ -168,7 +168,7 @@ def build_app() -> Any:
                 audit_plot = gr.Image(label="Per-example ε and the most exposed forget examples", type="filepath",
                                       elem_id="audit-hist")
                 audit_scores = gr.Dataframe(headers=audit_headers(), label="Audit scores", elem_id="audit-scores",
-                                            interactive=False, wrap=True)
+                                            interactive=False, wrap=True, column_widths=["20%", "10%", "70%"])
                 audit_files = gr.File(label="audit.json, audit.md, audit_confidences.npz, epsilon_hist.png",
                                       file_count="multiple")
         with gr.Accordion("Push to the Hub", open=True):
@@ -260,7 +260,7 @@ def build_app() -> Any:
             lines: list[str] = []
             yield (state, "Comparing…", "", *empty, keep)
             for text in follow(job, progress, lines):
-                yield (state, "Comparing…", text, *empty, keep)
+                yield (state, f"Comparing… **{job.progress_text}**", text, *empty, keep)
             if job.error:
                 yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, keep)
                 return
@@ -301,8 +301,8 @@ def build_app() -> Any:
             lines: list[str] = []
             working = f"Auditing {config.method}: {2 * n} runs ({n} unlearned, {n} retrained or read from the cache)…"
             yield (state, working, "", *empty, keep)
-            for text in follow(job, progress, lines):
-                yield (state, working, text, *empty, keep)
+            for text in follow(job, progress, lines, every_step=False):
+                yield (state, f"{working}\n\n**{job.progress_text}**", text, *empty, keep)
             if job.error:
                 yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, keep)
                 return
@@ -315,7 +315,7 @@ def build_app() -> Any:
                      [str(out / name) for name in ("audit.json", "audit.md", "audit_confidences.npz",
                                                    "epsilon_hist.png")])
             entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
-                             f"{n}: F {audit.metrics['forget_quality']:.3f}", "audit", shown, audit.first)
+                             f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first)
             state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
@@ -376,13 +376,14 @@ def build_app() -> Any:
         compare_evt = compare_btn.click(
             on_compare, inputs=[session, compare_methods], inputs_kwargs=form,
             outputs=[session, *compare_outputs, history], api_name="compare", concurrency_limit=1,
-            concurrency_id=RUN_CONCURRENCY)
+            concurrency_id=RUN_CONCURRENCY, show_progress_on=[pareto])
         compare_cancel.click(on_cancel, session, compare_status, cancels=[compare_evt], api_name="cancel_compare",
                              queue=False)
         audit_outputs = [audit_status_md, audit_log, audit_plot, audit_scores, audit_files]
         audit_evt = audit_btn.click(
             on_audit, inputs=[session, audit_n], inputs_kwargs=form, outputs=[session, *audit_outputs, history],
-            api_name="audit", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY)
+            api_name="audit", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY,
+            show_progress_on=[audit_plot])  # one bar, where the figure will be; the status and log stay readable
         audit_cancel.click(on_cancel, session, audit_status_md, cancels=[audit_evt], api_name="cancel_audit",
                            queue=False)
         history.input(on_open, [session, history], [session, views, *run_outputs, *compare_outputs,

@@ -21,6 +21,8 @@ class Job:
         self.events: queue.Queue = queue.Queue()
         self.result: Any = None
         self.error: str | None = None
+        #: where the job stands, for the page's status line ("12/64 rbm, seed 5: … · about 2 min left")
+        self.progress_text = ""
         self.thread = threading.Thread(target=self._run, name="hf-unlearn-job", daemon=True)
 
     def _run(self) -> None:
@@ -42,8 +44,10 @@ class Job:
 
 def log_line(ev: dict[str, Any]) -> str:
     task = f"[{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}] " if "task" in ev else ""
+    if "loss" not in ev:  # a task done without training (an audit's reference read from the cache)
+        return f"{task}{ev.get('phase')}"
     return (f"{task}{ev.get('phase')}: epoch {ev.get('epoch')}/{ev.get('epochs')} "
-            f"step {ev.get('step')}/{ev.get('steps')} loss {ev.get('loss', float('nan')):.4f}")
+            f"step {ev.get('step')}/{ev.get('steps')} loss {ev['loss']:.4f}")
 
 
 def time_left(elapsed: float, fraction: float) -> str:
@@ -55,11 +59,12 @@ def time_left(elapsed: float, fraction: float) -> str:
     return f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {max(left, 1):.0f} s left"
 
 
-def follow(job: Job, progress: Any, lines: list[str]) -> Any:
+def follow(job: Job, progress: Any, lines: list[str], every_step: bool = True) -> Any:
     """Relay a job's events to the page until it ends: the progress bar, and the log's text as it grows.
 
     A comparison's or an audit's events carry ``task``/``tasks``: the bar then runs once over the whole job,
-    with the time left at its pace so far.
+    with the time left at its pace so far, which ``job.progress_text`` also holds for the page's status line.
+    ``every_step=False`` (an audit's many short runs): the log gets one line per finished run, not a dozen.
     """
     import time
 
@@ -73,13 +78,15 @@ def follow(job: Job, progress: Any, lines: list[str]) -> Any:
             if ev is None:
                 return
             fraction = ev["step"] / max(ev["steps"], 1)
-            desc = f"{ev['phase']} epoch {ev['epoch']}/{ev['epochs']}"
+            desc = f"{ev['phase']} epoch {ev['epoch']}/{ev['epochs']}" if "loss" in ev else ev["phase"]
             if "task" in ev:
                 fraction = (ev["task"] + fraction) / ev["tasks"]
                 desc = (f"{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}: {desc}"
                         f"{time_left(time.perf_counter() - start, fraction)}")
             progress(fraction, desc=desc)
-            if ev["step"] == ev["steps"] or ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0:
+            job.progress_text = desc
+            finished = ev["step"] == ev["steps"] and ev["epoch"] == ev["epochs"]
+            if finished or (every_step and ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0):
                 lines.append(log_line(ev))
                 yield "\n".join(lines[-200:])
     finally:

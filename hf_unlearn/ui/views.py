@@ -167,7 +167,7 @@ def audit_table(audit: Any) -> dict[str, Any]:
     from ..metrics import audit_metrics
 
     return {"headers": audit_headers(),
-            "data": [[m.label.replace("this N", f"N = {audit.n_models}"), round(float(audit.metrics[m.key]), 3),
+            "data": [[m.label.replace("this N", f"N = {audit.n_models}"), round(float(audit.metrics[m.key]), 4),
                       m.meaning] for m in audit_metrics()]}
 
 
@@ -178,4 +178,4 @@ def audit_status(audit: Any) -> str:
     return (f"Done: audit of **{report.method}**, forget {report.forget.get('description')}: "
             f"{audit.n_models} unlearned runs against {audit.n_models} retrained references "
             f"({audit.cached_references} read from the cache), {audit.seconds:.0f} s.\n\n"
-            f"### Forgetting quality F = {f:.3f} (ceiling at N = {audit.n_models}: {top:.3f})\n\n{audit.explain()}")
+            f"### Forgetting quality F = {f:.4f} (ceiling at N = {audit.n_models}: {top:.4f})\n\n{audit.explain()}")
