@@ -13,9 +13,10 @@ peakiness rule). The score F gives each example the points of its ε bucket (wid
 
 The published code loops over examples and evaluates every threshold pair on a GPU. Here the rates are counts:
 a grid threshold's rates depend only on how many of each distribution's N values it lets through, so each
-example's thresholds reduce to the set of (true positives, false positives) pairs they reach, and ε is read
-from one table over those pairs. Grids and comparisons are computed exactly as the definition's (same
-``linspace`` arithmetic, same float32 rates), so the result equals a threshold-by-threshold evaluation; the
+example's thresholds reduce to the set of (true positives, false positives) pairs they reach (for two
+thresholds, read only at the left thresholds where a count changes), and ε is read from one table over those
+pairs. Grids and comparisons are computed exactly as the definition's (same ``linspace`` arithmetic, same
+float32 rates), so the result equals a threshold-by-threshold evaluation; the
 test file writes that slow evaluation out and checks it. Two departures, both where the published code has no
 answer: the single-threshold grid uses NumPy's ``linspace`` arithmetic (the published code uses
 ``torch.linspace``, which can differ in the last bit), and an example where no threshold gives a usable ε
@@ -117,19 +118,27 @@ def _double_pairs(peaky: np.ndarray, other: np.ndarray, width: np.ndarray, reach
     start = (right - width[:, None]) - BUFFER
     stop = (right - width[:, None]) + BUFFER
     num_l = np.full_like(num_r[:, None], LEFT_THRESHOLDS)
-
-    def below(values: np.ndarray) -> np.ndarray:
-        """[e, rights, j]: how many values are < the j-th left threshold of each right threshold."""
-        m = _count_at_or_below(values[:, None, :], start[:, :, None], stop[:, :, None], num_l[:, :, None])
-        flat = (np.arange(e * most).reshape(e, most, 1) * (LEFT_THRESHOLDS + 1) + m).ravel()
-        hist = np.bincount(flat, minlength=e * most * (LEFT_THRESHOLDS + 1)).astype(np.int32)
-        return np.cumsum(hist.reshape(e, most, LEFT_THRESHOLDS + 1), axis=2)[:, :, :LEFT_THRESHOLDS]
+    # m(x): how many left thresholds are ≤ x, so x < l_j iff j ≥ m(x). Both counts below l_j only change at
+    # j = some m(x): the pairs are those at j = 0 and at each distinct m(x) < LEFT_THRESHOLDS (2n + 1 at most
+    # per right threshold, instead of all 400 left thresholds)
+    m = np.concatenate([_count_at_or_below(values[:, None, :], start[:, :, None], stop[:, :, None],
+                                           num_l[:, :, None]) for values in (peaky, other)], axis=2)
+    order = np.argsort(m, axis=2, kind="stable")
+    sorted_m = np.take_along_axis(m, order, axis=2)
+    below_p = np.cumsum(order < n, axis=2, dtype=np.int32)  # peaky values among those with m ≤ sorted_m[k]
+    below_q = np.arange(1, 2 * n + 1, dtype=np.int32) - below_p
+    last = np.ones_like(sorted_m, dtype=bool)  # the last of each run of equal m: the counts at j = that m
+    last[:, :, :-1] = sorted_m[:, :, 1:] != sorted_m[:, :, :-1]
+    at_zero = (m[:, :, :n] == 0).sum(axis=2, dtype=np.int32), (m[:, :, n:] == 0).sum(axis=2, dtype=np.int32)
+    below_p = np.concatenate([at_zero[0][:, :, None], below_p], axis=2)
+    below_q = np.concatenate([at_zero[1][:, :, None], below_q], axis=2)
+    used = np.concatenate([np.ones_like(last[:, :, :1]), last & (sorted_m < LEFT_THRESHOLDS)], axis=2)
 
     side = n + 1
-    tp = np.maximum(a_p[:, :, None].astype(np.int32) - below(peaky), 0)  # #{l ≤ x ≤ r}; 0 when l > r
-    fp = np.maximum(a_q[:, :, None].astype(np.int32) - below(other), 0)
+    tp = np.maximum(a_p[:, :, None].astype(np.int32) - below_p, 0)  # #{l ≤ x ≤ r}; 0 when l > r
+    fp = np.maximum(a_q[:, :, None].astype(np.int32) - below_q, 0)
     flat = tp * side + fp + (np.arange(e, dtype=np.int32) * side * side)[:, None, None]
-    flat = np.where(live[:, :, None], flat, e * side * side)  # rights past an example's grid: a spare slot
+    flat = np.where(live[:, :, None] & used, flat, e * side * side)  # unused candidates: a spare slot
     marks = np.zeros(e * side * side + 1, bool)
     marks[flat.ravel()] = True
     reached |= marks[:-1].reshape(e, side, side)

@@ -171,3 +171,26 @@ def test_the_audit_command_runs_a_tuned_settings_file_under_the_users_own_flags(
     report = UnlearnReport.load(out)
     assert report.method == "rbm" and report.settings["epochs"] == 2 and report.settings["lr"] == 0.02
     assert report.settings["tuned"]["for"] == "rbm" and report.audit["n_models"] == N
+
+
+def test_cancel_stops_an_audit_between_its_runs_and_nothing_is_scored(demo_assets):
+    """The app's Cancel sets the job's event: the audit stops at the next training step, with no result."""
+    import threading
+
+    from hf_unlearn.audit import run_audit
+    from hf_unlearn.config import RunConfig
+    from hf_unlearn.errors import Cancelled
+
+    cancel = threading.Event()
+    seen = []
+
+    def progress(event):
+        seen.append(event["task"])
+        if event["task"] == 2:  # seed 1's reference is ready: stop before seed 1's run trains
+            cancel.set()
+
+    config = RunConfig.from_keywords(model=str(demo_assets[0]), dataset=str(demo_assets[1]), forget=3,
+                                     method="rbm", epochs=2, reference="retrain", retrain_settings=RECIPE)
+    with pytest.raises(Cancelled):
+        run_audit(config, N, progress=progress, cancel=cancel)
+    assert max(seen) <= 3  # nothing after seed 1's run began
