@@ -64,9 +64,13 @@ class UnlearnResult:
                                mask=self.artifacts.get("mask"), extra_files=self.extra_files())
 
     def extra_files(self) -> dict[str, str | bytes]:
-        """Files that travel with the checkpoint beyond the model and report: an audit's evidence."""
-        audit = self.artifacts.get("audit")
-        return audit.files() if audit is not None else {}
+        """Files that travel with the checkpoint beyond the model and report: the ledger of the requests served
+        (local: a push leaves it out unless asked), and an audit's evidence."""
+        from .ledger import LEDGER_FILE
+
+        audit, ledger = self.artifacts.get("audit"), self.artifacts.get("ledger")
+        return {**({LEDGER_FILE: ledger.to_json()} if ledger is not None else {}),
+                **(audit.files() if audit is not None else {})}
 
 
 def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *, processor: Any = None,
@@ -145,6 +149,7 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
     ref_report = config.reference_report
     evaluations = {"original": loaded.original(seed, reference),
                    "unlearned": evaluate(unlearned, reference.outputs if reference else None)}
+    newest = newest_request(data, evaluations, reference)
     unlearned.release_logits()  # the metrics are computed: what stays with the result is what the app plots
     if reference is not None:
         evaluations["retrain"] = Evaluation(reference.metrics, reference.outputs)
@@ -159,7 +164,7 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
     report = UnlearnReport(
         method=method.name,
         settings=dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings or {}),
-        forget=forget_record(config.forget, data.forget_rows, data.forget_class_ids, loaded.splits.class_names),
+        forget=forget_record(config.forget, *loaded.own_request(), loaded.splits.class_names),
         sources={"model": loaded.model_res.to_dict(),
                  "dataset": {**loaded.data_res.to_dict(), "config": config.data.config}},
         data=dict(loaded.data_info),
@@ -176,11 +181,27 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
         report.settings["retrain_reference"] = reference.recipe
     if config.tuned:
         report.settings["tuned"] = dict(config.tuned)
+    ledger = loaded.served(method.name)
+    report.lineage, report.newest_request = ledger.lineage(), newest
+    edited.artifacts["ledger"] = ledger
     if "mask" in edited.artifacts:
         mask = edited.artifacts["mask"]
         report.settings["mask"] = dict(mask.meta, selected_fraction=mask.fraction())
     return UnlearnResult(edited.model, loaded.processor, report, evaluations, data, original_model=loaded.model,
                          artifacts=edited.artifacts, forget_confidence=confidence)
+
+
+def newest_request(data: UnlearnData, evaluations: dict[str, Evaluation], reference: Any) -> dict[str, Any] | None:
+    """With requests served before (a ledger), the newest request's own metrics: its rows of the forget union."""
+    rows = data.request_rows
+    if rows is None:
+        return None
+    ref = reference.outputs.with_forget_rows(rows) if reference is not None else None
+    metrics = {name: evaluate(ev.outputs.with_forget_rows(rows), ref).metrics for name, ev in evaluations.items()}
+    if ref is not None:
+        metrics["retrain"] = evaluate(ref, ref).metrics
+    gaps = {k: avg_gap(m, metrics["retrain"]) for k, m in metrics.items()} if ref is not None else None
+    return {"n_forget": int(len(rows)), "metrics": metrics, "avg_gap": gaps}
 
 
 def forget_confidence(outputs: EvalOutputs) -> np.ndarray | None:

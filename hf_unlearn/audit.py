@@ -18,21 +18,28 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .cancel import honours_cancel
 from .config import RunConfig
-from .engine import ProgressFn
+from .engine import Engine, ProgressFn
 from .errors import UnlearnError
 from .forgetting_quality import DELTA, bucket_points
 from .metrics.forgetting import AuditOutputs
 from .metrics.registry import audit_metrics
 from .report import UnlearnReport, library_versions
+from .report import _clean as clean_json
 from .seeds import combine_seeds
+
+if TYPE_CHECKING:
+    from .api import UnlearnResult
+    from .reference import Reference
+    from .session import Loaded
 
 #: the competition ran 512 models of each kind; 32 is where ε up to log(31) ≈ 3.4 becomes measurable
 DEFAULT_MODELS = 32
@@ -48,17 +55,24 @@ def measurable_epsilon(n_models: int) -> float:
     return math.log(n_models - 1)
 
 
+def score_text(value: Any) -> str:
+    """A score at four decimals (the demo's F values are 0.0011 and 0.0118), "–" where it is undefined."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.4f}"
+
+
 def explain(record: dict[str, Any]) -> str:
     """What an audit's scores mean, in words a user reads without a glossary (report, card, app, CLI)."""
     m, n = record["metrics"], record["n_models"]
-    f, top, final = m.get("forget_quality"), m.get("forget_quality_ceiling"), m.get("final_score")
-    return (f"Forgetting quality F = {f:.4f}, against a ceiling of {top:.4f} at N = {n} (final score, F adjusted "
-            f"for retain and test accuracy: {final:.4f}). For each forget example an attacker sees its confidence "
+    f, top, final = (score_text(m.get(k)) for k in ("forget_quality", "forget_quality_ceiling", "final_score"))
+    return (f"Forgetting quality F = {f}, against a ceiling of {top} at N = {n} (final score, F adjusted "
+            f"for retain and test accuracy: {final}). For each forget example an attacker sees its confidence "
             f"under {n} unlearned and {n} retrained models and tries to tell which is which: F = 1 means no attack "
             "tells the unlearned model from retraining on any forget example, F = 0 means every forget example is "
             f"exposed. With {n} models of each kind an attack's strength ε cannot be measured above about "
             f"log(N − 1) = {measurable_epsilon(n):.2f}, so even a perfect unlearner scores below 1: the ceiling is "
-            "what two halves of the retrained models score against each other.")
+            f"what two halves of the retrained models ({n // 2} a side) score against each other.")
 
 
 @dataclass
@@ -74,11 +88,12 @@ class Audit:
     #: how many of the N Retrain references were read from the cache (the rest were trained now)
     cached_references: int = 0
     #: seed 0's unlearned run (its model is the audited checkpoint a save or push writes), on the main process
-    first: Any = None
+    first: UnlearnResult | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
 
     @property
     def n_models(self) -> int:
+        """N: the unlearned runs, and as many retrained references."""
         return self.outputs.n_models
 
     def record(self) -> dict[str, Any]:
@@ -88,6 +103,7 @@ class Audit:
                 "processes": self.processes, "cached_references": self.cached_references}
 
     def explain(self) -> str:
+        """The scores in words (:func:`explain`)."""
         return explain(self.record())
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,13 +123,14 @@ class Audit:
                 "versions": self.versions}
 
     def markdown(self) -> str:
+        """``audit.md``: the scores, what they mean, and the usual metrics over the N runs."""
         rep = self.report
         lines = [f"# Forgetting audit: {rep.method}, forget {rep.forget.get('description')}", "",
                  f"{self.n_models} unlearned runs (seeds 0..{self.n_models - 1}) against {self.n_models} retrained "
                  f"references ({self.cached_references} read from the cache); {self.seconds:.1f} s on "
                  f"{self.processes} process{'es' if self.processes > 1 else ''}.", "", self.explain(), "",
                  "| score | value |", "|---|---|"]
-        lines += [f"| {m.label} | {self.metrics.get(m.key, float('nan')):.4f} |" for m in audit_metrics()]
+        lines += [f"| {m.label} | {score_text(self.metrics.get(m.key))} |" for m in audit_metrics()]
         lines += ["", f"The usual metrics, mean ± std over the {self.n_models} runs:", "", rep.markdown(), ""]
         return "\n".join(lines)
 
@@ -150,8 +167,8 @@ class Audit:
         ax.text(top - 0.04, 0.5, "worth 0 beyond", transform=ax.get_xaxis_transform(), fontsize=8, color="C3",
                 rotation=90, ha="right", va="center")
         ax.set_ylim(top=ax.get_ylim()[1] * 1.12)  # room for the bucket points
-        f, ceiling = self.metrics.get("forget_quality"), self.metrics.get("forget_quality_ceiling")
-        ax.set_title(f"F = {f:.4f} (ceiling {ceiling:.4f} at N = {n})", fontsize=10)
+        f, ceiling = (score_text(self.metrics.get(k)) for k in ("forget_quality", "forget_quality_ceiling"))
+        ax.set_title(f"F = {f} (ceiling {ceiling} at N = {n})", fontsize=10)
         ax.set_xlabel("per-example ε (each bucket's points at the top; lower is better)")
         ax.set_ylabel("forget examples")
         worst = np.argsort(-eps, kind="stable")[:WORST_SHOWN]
@@ -177,7 +194,7 @@ class Audit:
 
         with tempfile.TemporaryDirectory() as tmp:
             png = self.plot(Path(tmp) / "epsilon_hist.png").read_bytes()
-        return {"audit.json": json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False),
+        return {"audit.json": json.dumps(clean_json(self.to_dict()), indent=2, allow_nan=False),
                 "audit.md": self.markdown(), "audit_confidences.npz": self.confidences_npz(),
                 "epsilon_hist.png": png}
 
@@ -187,12 +204,6 @@ class Audit:
         if self.first is None:
             raise UnlearnError("this audit kept no model to save (only the main process keeps seed 0's run)")
         return self.first.save(output_dir, overwrite=overwrite)
-
-
-def _clean(obj: Any) -> Any:
-    from .report import _clean as clean
-
-    return clean(obj)
 
 
 @dataclass
@@ -229,29 +240,37 @@ def run_audit(config: RunConfig, n_models: int = DEFAULT_MODELS, *, model: Any =
     t0 = time.perf_counter()
     loaded = load(config, model=model, processor=processor, dataset=dataset, token=token, independent=True)
     engine = loaded.engine
+    _check_logits_kept(loaded)
+    group = _gather_group(engine)  # made while every process is still in step
     mine = [s for s in range(n_models) if s % engine.workers == engine.worker]
     runs: list[_Run] = []
     first = None
-    for i, seed in enumerate(mine):
-        done = _track(loaded, progress, 2 * i, 2 * len(mine), f"retrain, seed {seed}")
-        reference = loaded.reference(seed)
-        done()  # a reference read from the cache emits no training event of its own
-        _track(loaded, progress, 2 * i + 1, 2 * len(mine), f"{config.method}, seed {seed}")
-        result = run_seed(loaded, config.method, config.settings, seed)
-        runs.append(_Run(seed, result.report, result.forget_confidence, _forget_confidence(reference),
-                         bool(reference.cached)))
-        if seed == 0:
-            first = result
-        del result
-        loaded.references.pop(seed, None)  # N references' outputs (and, uncached, models) would pile up
-        loaded.originals.pop(seed, None)
-    runs = _gathered(engine, runs)
+    failure: str | None = None
+    try:
+        for i, seed in enumerate(mine):
+            done = _track(loaded, progress, 2 * i, 2 * len(mine), f"retrain, seed {seed}")
+            reference = loaded.reference(seed)
+            done()  # a reference read from the cache emits no training event of its own
+            _track(loaded, progress, 2 * i + 1, 2 * len(mine), f"{config.method}, seed {seed}")
+            result = run_seed(loaded, config.method, config.settings, seed)
+            runs.append(_Run(seed, result.report, result.forget_confidence, _forget_confidence(reference),
+                             bool(reference.cached)))
+            if seed == 0:
+                first = result
+            del result
+            loaded.references.pop(seed, None)  # N references' outputs (and, uncached, models) would pile up
+            loaded.originals.pop(seed, None)
+    except UnlearnError as exc:
+        if engine.workers == 1:
+            raise
+        failure = str(exc)  # told to the other processes at the gather, so that none waits for this one
+    runs = _gathered(engine, group, runs, failure)
     if first is not None:
         first.seed_results = []
     return _score(runs, time.perf_counter() - t0, engine.workers, first)
 
 
-def _track(loaded: Any, progress: ProgressFn | None, task: int, tasks: int, name: str) -> Any:
+def _track(loaded: Loaded, progress: ProgressFn | None, task: int, tasks: int, name: str) -> Callable[[], None]:
     """Tag the engine's progress events with the audit task they belong to; returns "this task is done"."""
     def tagged(event: dict[str, Any]) -> None:
         if progress is not None:
@@ -261,30 +280,58 @@ def _track(loaded: Any, progress: ProgressFn | None, task: int, tasks: int, name
     return lambda: tagged({"phase": "reference ready", "epoch": 1, "epochs": 1, "step": 1, "steps": 1})
 
 
-def _forget_confidence(reference: Any) -> np.ndarray:
+TOO_LARGE = ("the forget set is too large for an audit: its logits ({mb:.0f} MB) are over the {limit:.0f} MB a "
+             "split keeps (LOGITS_BUDGET); audit a smaller forget set")
+
+
+def _check_logits_kept(loaded: Loaded) -> None:
+    """Refuse, before any run, a forget set whose logits no evaluation keeps (its confidences need them)."""
+    from .metrics.outputs import LOGITS_BUDGET
+
+    size = len(loaded.data.forget) * loaded.data.num_classes * 4
+    if size > LOGITS_BUDGET:
+        raise UnlearnError(TOO_LARGE.format(mb=size / 2**20, limit=LOGITS_BUDGET / 2**20))
+
+
+def _forget_confidence(reference: Reference) -> np.ndarray:
     from .api import forget_confidence
 
     confidence = forget_confidence(reference.outputs)
-    if confidence is None:
-        raise UnlearnError("the forget set is too large for an audit: its logits are not kept (over "
-                           "LOGITS_BUDGET); audit a smaller forget set")
+    if confidence is None:  # ruled out by _check_logits_kept; a reference stored by another version could lack them
+        raise UnlearnError("the cached Retrain reference kept no forget-set logits: clear the reference cache "
+                           "(HF_UNLEARN_CACHE/references) and audit again")
     return confidence
 
 
-def _gathered(engine: Any, runs: list[_Run]) -> list[_Run]:
-    """Every process's runs, in seed order, on every process (the one gather of an audit)."""
-    if engine.workers > 1:
-        from accelerate.utils import gather_object
+def _gather_group(engine: Engine) -> Any:
+    """A gloo group with a timeout of days for the audit's one gather: each process trains its share of the
+    2N runs alone, and one that finishes early would otherwise be aborted by NCCL's ten-minute watchdog."""
+    if engine.workers == 1:
+        return None
+    from datetime import timedelta
 
-        runs = [run for part in gather_object([runs]) for run in part]
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo", timeout=timedelta(days=7))
+
+
+def _gathered(engine: Engine, group: Any, runs: list[_Run], failure: str | None) -> list[_Run]:
+    """Every process's runs, in seed order, on every process (the one gather of an audit); a process's failure
+    is raised on all of them."""
+    if engine.workers > 1:
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * engine.workers
+        dist.all_gather_object(parts, (failure, runs), group=group)
+        failed = next((why for why, _ in parts if why), None)
+        if failed:
+            raise UnlearnError(failed)
+        runs = [run for _, part in parts for run in part]
     return sorted(runs, key=lambda r: r.seed)
 
 
-def _score(runs: list[_Run], seconds: float, processes: int, first: Any) -> Audit:
+def _score(runs: list[_Run], seconds: float, processes: int, first: UnlearnResult | None) -> Audit:
     """The audit metrics (the registry's audit scope) over the gathered runs, and the combined report."""
-    if any(r.unlearned is None for r in runs):
-        raise UnlearnError("the forget set is too large for an audit: its logits are not kept; audit a smaller "
-                           "forget set")
     reports = [r.report for r in runs]
 
     def accuracy(kind: str, key: str) -> np.ndarray:
@@ -299,7 +346,7 @@ def _score(runs: list[_Run], seconds: float, processes: int, first: Any) -> Audi
     report.audit = audit.record()
     if first is not None:  # the audited checkpoint: saved and pushed with the audit's files beside it
         first.report = report
-        first.artifacts["audit"] = audit
+        first.artifacts["audit"] = replace(audit, first=None)  # the files' source, not a second copy of the run
     return audit
 
 
@@ -317,6 +364,6 @@ def audit(model: str, dataset: str, forget: Any, method: str = "ft", *, n_models
     config = RunConfig.from_keywords(model=model, dataset=dataset, forget=forget, method=method,
                                      reference="retrain", **keywords)
     result = run_audit(config, n_models, token=token, progress=progress, cancel=cancel)
-    if output_dir is not None:
+    if output_dir is not None and result.first is not None:  # under accelerate launch: the main process writes
         result.save(output_dir)
     return result

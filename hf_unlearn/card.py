@@ -47,7 +47,7 @@ def build_model_card(report: UnlearnReport, repo_id: str | None = None) -> Any:
         value = audited.get(metric.key) if metric.scope == "audit" else unlearned.get(metric.key)
         if value is None:
             continue
-        name = metric.card.name.format(n=(report.audit or {}).get("n_models"))
+        name = metric.card.name.format(n=report.audit["n_models"]) if metric.scope == "audit" else metric.card.name
         evals.append(EvalResult(
             task_type="image-classification", task_name="Machine unlearning",
             dataset_type=dataset_id or "local", dataset_name=dataset_id or str(data_src.get("id", "local")),
@@ -119,8 +119,22 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
         "reference": reference_line(report) if report.retrain else "",
         "verdict": verdict(report),
         "audit": _audit_section(report),
+        "lineage": _lineage_section(report),
         "versions": ", ".join(f"{k} {v}" for k, v in report.versions.items()),
     }
+
+
+def _lineage_section(report: UnlearnReport) -> str:
+    """The deletion requests this model has served, as counts and digests (the rows stay in the local ledger)."""
+    lineage = report.lineage or []
+    if len(lineage) < 2:
+        return ""
+    rows = [f"| {i} | {r.get('description')} | {r.get('n_rows')} | `{str(r.get('forget_ids_sha256'))[:16]}…` | "
+            f"{r.get('method')} | `{r.get('model', {}).get('id')}` |" for i, r in enumerate(lineage, 1)]
+    return ("## Deletion requests served\n\nThis model has served these requests in order; each run forgot the "
+            "union of all of them so far, and Retrain was trained without every one. Rows are given as counts and "
+            "SHA-256 digests of the sorted row ids only.\n\n| # | request | rows | digest | method | applied to |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 def _audit_section(report: UnlearnReport) -> str:
@@ -165,6 +179,8 @@ it was edited to forget part of its training data.
 {{ reference }}
 
 {{ audit }}
+
+{{ lineage }}
 
 ## Method settings
 

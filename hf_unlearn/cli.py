@@ -131,7 +131,7 @@ def keywords_from_args(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = _key_values(args.set, "--set")
     settings.update(F.parse_inputs(shortcut_inputs(), values))
     forget = spec_from_form(values)
-    if getattr(args, "settings", None) and args.command == "run":
+    if getattr(args, "settings", None) and args.command in ("run", "audit"):
         args.method, settings, args.tuned_record = tuned_run(args.settings, args.method, forget.kind, settings)
     return {**F.parse_inputs(config_inputs(), values), "forget": forget,
             "retrain_settings": _key_values(args.retrain_set, "--retrain-set") or None, **settings}
@@ -255,14 +255,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UnlearnError("audit always measures against N Retrain references: drop --reference")
     if args.seeds:
         raise UnlearnError("an audit's seeds are 0..N−1: drop --seeds and set --n-models")
-    keywords = keywords_from_args(args)
-    if args.settings:
-        args.method, settings, record = tuned_run(args.settings, args.method, keywords["forget"].kind, {})
-        keywords = {**settings, **keywords, "method": args.method}
+    keywords = keywords_from_args(args)  # with --settings: the tuned method and settings, under the user's own
     keywords.update(reference="retrain", method=args.method or "ft")
     config = RunConfig.from_keywords(**keywords)
     if args.settings:
-        config = dataclasses.replace(config, tuned=record)
+        config = dataclasses.replace(config, tuned=args.tuned_record)
     out = check_output_dir(args.output, args.overwrite)
     result = run_audit(config, args.n_models, token=args.token or os.environ.get("HF_TOKEN"),
                        progress=None if args.quiet else _progress_printer())
@@ -297,7 +294,7 @@ def _push(source: Any, repo: str, args: argparse.Namespace) -> None:
     from .push import push_to_hub
 
     info = push_to_hub(source, repo, token=args.token or os.environ.get("HF_TOKEN"), private=args.private or None,
-                       create_pr=args.create_pr, branch=args.branch)
+                       create_pr=args.create_pr, branch=args.branch, push_ledger=args.push_ledger)
     print(f"pushed: {info.pr_url or info.commit_url}")
 
 
@@ -330,6 +327,8 @@ def _push_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
     p.add_argument("--branch", help="commit to this branch (created if missing)")
+    p.add_argument("--push-ledger", action="store_true", help="also push unlearning_ledger.json, the rows of every "
+                   "request served (they may identify people; by default the ledger stays local)")
 
 
 def _output_flags(p: argparse.ArgumentParser, output: str, replaced: str) -> None:
@@ -364,6 +363,7 @@ def _methods(args: argparse.Namespace) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .audit import DEFAULT_MODELS
     p = argparse.ArgumentParser(prog="hf-unlearn", description="Make a Hub image classifier forget part of its data.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -402,8 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="the NeurIPS 2023 competition's forgetting-quality audit: the method N times "
                        "and Retrain N times (cached), each forget example's ε, the score F next to its ceiling at N")
     add_run_flags(a)
-    a.add_argument("--n-models", type=int, default=32, metavar="N",
-                   help="unlearned runs and retrained references, seeds 0..N-1 each (default 32)")
+    a.add_argument("--n-models", type=int, default=DEFAULT_MODELS, metavar="N",
+                   help=f"unlearned runs and retrained references, seeds 0..N-1 each (default {DEFAULT_MODELS})")
     a.add_argument("--settings", metavar="FILE", help="a tuned-settings file (hf-unlearn tune): the method's tuned "
                    "settings, under any --set")
     _output_flags(a, "directory for the audited checkpoint (seed 0's run) and audit.json, audit.md, "

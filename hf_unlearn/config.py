@@ -103,6 +103,9 @@ class RunOptions:
     reinit_head: bool = doc(False, "new classification head for the dataset's labels")
     cache_references: bool = doc(True, "reuse a cached Retrain reference of the same request, recipe, start and "
                                  "seed (stored under the hf-unlearn cache, HF_UNLEARN_CACHE_MB bounds it)")
+    ledger: str | None = doc(None, "the ledger of the requests this model already served (their rows stay "
+                             "forgotten: D_f is the union); default: the model folder's unlearning_ledger.json; "
+                             "'none': ignore it")
 
     def __post_init__(self) -> None:
         F.check_choice(self.mixed_precision, _field(RunOptions, "mixed_precision"), "mixed_precision")

@@ -24,7 +24,7 @@ import torch
 from .cancel import raise_if_cancelled
 from .config import DataSource
 from .errors import UnlearnError
-from .forget import ForgetSpec, TrainingSplit, select_forget
+from .forget import ForgetSpec, TestRule, TrainingSplit, select_forget
 
 IMAGE_COLUMN_NAMES = ("image", "img", "images", "pixel_values", "picture", "photo")
 LABEL_COLUMN_NAMES = ("label", "labels", "fine_label", "class", "target", "category", "coarse_label")
@@ -396,6 +396,8 @@ class UnlearnData:
     forget_rows: np.ndarray
     forget_class_ids: list[int]
     normalizer: PixelNormalizer
+    #: with requests served before (a ledger): the newest request's positions in ``forget`` (its own metrics)
+    request_rows: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -460,12 +462,41 @@ class LabelledSplits:
         """The training split as a forget kind selects from it."""
         return TrainingSplit(self.train_ds, self.train_labels, self.class_names)
 
-    def build(self, spec: ForgetSpec, processor: Any, num_channels: int,
-              cache_dir: Path | None = None) -> tuple[UnlearnData, dict[str, Any]]:
-        """Forget selection, then the tensor caches, for one run (a bad request fails before any decoding)."""
-        forget_rows = select_forget(spec, self.training())
+    def build(self, spec: ForgetSpec, processor: Any, num_channels: int, cache_dir: Path | None = None,
+              earlier: Any = None) -> tuple[UnlearnData, dict[str, Any]]:
+        """Forget selection, then the tensor caches, for one run (a bad request fails before any decoding).
+
+        ``earlier``: the :class:`~hf_unlearn.ledger.Ledger` of the requests the model already served; D_f is
+        then their union with this one's rows."""
+        request = forget_rows = select_forget(spec, self.training())
+        if earlier is not None and earlier.requests:
+            forget_rows = union_with(request, earlier.rows(), len(self.train_labels), spec)
         train, test_all, normalizer = self.tensors(processor, num_channels, cache_dir)
-        return split_data(self, train, test_all, normalizer, spec, forget_rows=forget_rows)
+        return split_data(self, train, test_all, normalizer, spec, forget_rows=forget_rows, earlier=earlier,
+                          request=request)
+
+
+def union_with(rows: np.ndarray, earlier: np.ndarray, n_train: int, spec: ForgetSpec) -> np.ndarray:
+    """This request's rows and every earlier request's: still a proper subset of the training split."""
+    if len(earlier) and int(earlier.max()) >= n_train:
+        raise UnlearnError(f"the ledger lists row {int(earlier.max())}, but the training split has rows "
+                           f"0..{n_train - 1}: the ledger is for another dataset")
+    union = np.union1d(rows, earlier).astype(np.int64)
+    if len(union) >= n_train:
+        raise UnlearnError(f"{spec.describe()} and the requests already served cover the whole training split: "
+                           "nothing would be retained")
+    return union
+
+
+def with_classes(rule: TestRule, class_ids: list[int], test_labels: np.ndarray) -> TestRule:
+    """A test rule that also keeps ``class_ids`` (forgotten by earlier requests) out of TA and reports them apart."""
+    extra = [c for c in class_ids if c not in rule.forget_class_ids]
+    if not extra:
+        return rule
+    gone = np.isin(test_labels, extra)
+    rows = np.asarray([r for r in rule.rows if not gone[r]], dtype=np.int64)
+    forget_rows = np.union1d(np.asarray(rule.forget_rows, dtype=np.int64), np.flatnonzero(gone)).astype(np.int64)
+    return TestRule(rows, forget_rows, sorted({*rule.forget_class_ids, *extra}))
 
 
 def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:
@@ -502,8 +533,13 @@ def build_data(dsd: Any, source: DataSource, spec: ForgetSpec, processor: Any, n
 
 
 def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: PixelNormalizer, spec: ForgetSpec,
-               forget_rows: np.ndarray | None = None) -> tuple[UnlearnData, dict[str, Any]]:
+               forget_rows: np.ndarray | None = None, earlier: Any = None,
+               request: np.ndarray | None = None) -> tuple[UnlearnData, dict[str, Any]]:
     """Forget / retain / test views of already decoded tensors (on any device).
+
+    ``earlier`` (a ledger of requests served before) with ``request`` (this request's own rows, inside
+    ``forget_rows``, their union): the test rule also leaves out the classes forgotten earlier, and the data
+    records where this request's rows sit in the forget split.
 
     Benchmarks that run many forget requests on one dataset decode once and
     call this per request; :meth:`LabelledSplits.build` is the one-request path.
@@ -523,6 +559,11 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         retain_train_rows = np.sort(rng.choice(retain_rows, size=k, replace=False))
 
     rule = spec.the_kind.test_split(spec.fields, test_labels, class_names)
+    request_rows = None
+    if earlier is not None and earlier.requests:  # classes forgotten earlier stay out of TA too
+        rule = with_classes(rule, earlier.class_ids(), test_labels)
+        own = request if request is not None else select_forget(spec, ls.training())
+        request_rows = np.searchsorted(forget_rows, own)
     test_rows, forget_class_ids = rule.rows, list(rule.forget_class_ids)
     test_forget_rows = np.asarray(rule.forget_rows, dtype=np.int64) if len(rule.forget_rows) else None
     test_forget = None if test_forget_rows is None else test_all.subset(test_forget_rows)
@@ -541,6 +582,7 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         forget_rows=forget_rows,
         forget_class_ids=forget_class_ids,
         normalizer=normalizer,
+        request_rows=request_rows,
     )
     info = {
         "image_column": ls.image_column,
@@ -554,4 +596,9 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         "n_test": len(test),
         "n_test_forget": 0 if test_forget is None else len(test_forget),
     }
+    if request_rows is not None:
+        info["requests"] = len(earlier.requests) + 1
+        info["n_forget_request"] = len(request_rows)
+    if spec.the_kind.matches is not None:  # a value list: how many values were asked for, how many matched nothing
+        info["forget_values"] = spec.the_kind.matches(spec.fields, ls.training())
     return data, info

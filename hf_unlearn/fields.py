@@ -148,7 +148,7 @@ def check_choice(value: Any, f: Field, what: str) -> None:
 
 
 #: app controls an input may ask for (the app maps each to a Gradio component)
-WIDGETS = ("text", "number", "checkbox", "slider", "choice", "classes", "file", "preset", "method")
+WIDGETS = ("text", "number", "checkbox", "slider", "choice", "classes", "columns", "file", "preset", "method")
 
 
 @dataclass(frozen=True)

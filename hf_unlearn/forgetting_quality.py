@@ -36,7 +36,8 @@ EPSILON_CAP = 50.0
 PER_UNIT = 100
 BUFFER = 2.0
 LEFT_THRESHOLDS = int(np.ceil(2 * BUFFER * PER_UNIT))  # 400 left thresholds per right threshold
-#: examples scored at once (bounds the (examples × right thresholds × left thresholds) arrays to ~100 MB)
+#: examples scored at once at N ≤ 32 (fewer for larger N: the (examples × right thresholds × 2N candidate left
+#: thresholds) arrays stay near 50 MB)
 CHUNK = 48
 
 
@@ -156,8 +157,9 @@ def epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA)
     neg = np.where(retrain_positive, unlearned, retrained).T
     table = epsilon_table(n, delta)
     out = np.empty(pos.shape[0])
-    for s in range(0, pos.shape[0], CHUNK):
-        p, q = pos[s:s + CHUNK], neg[s:s + CHUNK]
+    chunk = max(1, CHUNK * 32 // max(n, 32))  # the arrays grow with the 2N candidates of each right threshold
+    for s in range(0, pos.shape[0], chunk):
+        p, q = pos[s:s + chunk], neg[s:s + chunk]
         p_range, q_range = np.ptp(p, axis=1), np.ptp(q, axis=1)
         largest, smallest = np.maximum(p_range, q_range), np.minimum(p_range, q_range)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -172,7 +174,7 @@ def epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA)
             warnings.simplefilter("ignore", RuntimeWarning)  # an example no threshold measures: 0 below
             best = np.nanmax(values, axis=1)
         best = np.where(np.isnan(best), 0.0, best)  # no usable threshold: nothing tells them apart
-        out[s:s + CHUNK] = np.where(peaky, EPSILON_CAP, best)
+        out[s:s + chunk] = np.where(peaky, EPSILON_CAP, best)
     return np.clip(out, 0, EPSILON_CAP)
 
 
@@ -203,8 +205,8 @@ def forget_score(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DE
 
 
 def ceiling(retrained: np.ndarray, seed: int = 0, delta: float = DELTA) -> float:
-    """What a perfect unlearner would score at this N: F between two disjoint halves of the retrained models
-    (each half as large as it can be), since with few models even identical distributions do not score 1."""
+    """What a perfect unlearner scores with half as many models: F between two disjoint halves of the retrained
+    models (each half as large as it can be), since with few models even identical distributions do not score 1."""
     retrained = np.asarray(retrained, np.float64)
     order = np.random.default_rng(seed).permutation(retrained.shape[0])
     half = retrained.shape[0] // 2

@@ -7,6 +7,7 @@ disk never leave a half-written checkpoint that looks usable.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -24,6 +25,45 @@ def check_output_dir(path: str | Path, overwrite: bool = False) -> Path:
         raise UnlearnError(f"output directory '{path}' already exists and is not empty: "
                            "choose another or pass --overwrite")
     return target
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """One file written whole or not at all (a temporary file beside it, renamed into place)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_json_file(path: str | Path, max_bytes: int, what: str, written_by: str) -> Any:
+    """A small JSON file a user hands over (a settings file, a ledger): one line of error for a missing, oversized
+    or malformed one, before anything parses a byte more than the limit."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UnlearnError(f"'{path.name}' is {size} bytes, over the {max_bytes} a {what} may have: give the "
+                               f"file {written_by} wrote")
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise UnlearnError(f"cannot read the {what} '{path}': {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise UnlearnError(f"'{path.name}' is not JSON: give the file {written_by} wrote") from None
+
+
+def write_files(folder: Path, files: dict[str, str | bytes]) -> None:
+    """Files by name, as text or bytes (an audit's JSON, its npz and its figure)."""
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            (folder / name).write_text(content)
 
 
 def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
@@ -47,11 +87,7 @@ def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: 
             (tmp / "report.json").write_text(report.to_json())
             (tmp / "report.md").write_text(report.summary() + "\n")
             report.plot_per_class(tmp / "per_class.png")
-        for name, content in (extra_files or {}).items():
-            if isinstance(content, bytes):
-                (tmp / name).write_bytes(content)
-            else:
-                (tmp / name).write_text(content)
+        write_files(tmp, extra_files or {})
         if mask is not None:
             mask.save(tmp / "unlearning_mask.safetensors")
         if target.exists():

@@ -33,8 +33,12 @@ class PushInfo:
 
 
 def push_to_hub(result: Any, repo_id: str, *, token: str | None = None, private: bool | None = None,
-                create_pr: bool = False, branch: str | None = None, commit_message: str | None = None) -> PushInfo:
-    """Push an :class:`~hf_unlearn.api.UnlearnResult` or a saved output folder to ``repo_id``."""
+                create_pr: bool = False, branch: str | None = None, commit_message: str | None = None,
+                push_ledger: bool = False) -> PushInfo:
+    """Push an :class:`~hf_unlearn.api.UnlearnResult` or a saved output folder to ``repo_id``.
+
+    The ledger of served requests (their rows, which may identify people) stays local unless ``push_ledger``.
+    """
     from huggingface_hub import HfApi
 
     _check_repo_id(repo_id)
@@ -46,7 +50,7 @@ def push_to_hub(result: Any, repo_id: str, *, token: str | None = None, private:
     api = HfApi(token=token)
     staging = Path(tempfile.mkdtemp(prefix="hf-unlearn-push-"))
     try:
-        _stage(result, report, staging, repo_id)
+        _stage(result, report, staging, repo_id, push_ledger)
         message = commit_message or f"Unlearn {report.forget.get('description')} with {report.method} (hf-unlearn)"
         try:
             url = api.create_repo(repo_id, private=private, exist_ok=True)
@@ -75,8 +79,10 @@ def _check_repo_id(repo_id: str) -> None:
         raise UnlearnError(f"give the namespace of the target repo: 'your-name/{repo_id}'")
 
 
-def _stage(result: Any, report: UnlearnReport, staging: Path, repo_id: str) -> None:
+def _stage(result: Any, report: UnlearnReport, staging: Path, repo_id: str, push_ledger: bool = False) -> None:
     from .card import build_model_card
+    from .ledger import LEDGER_FILE
+    from .output import write_files
 
     if hasattr(result, "model"):
         result.model.save_pretrained(staging)
@@ -85,17 +91,14 @@ def _stage(result: Any, report: UnlearnReport, staging: Path, repo_id: str) -> N
         mask = getattr(result, "artifacts", {}).get("mask")
         if mask is not None:
             mask.save(staging / "unlearning_mask.safetensors")
-        for name, content in (result.extra_files() if hasattr(result, "extra_files") else {}).items():
-            if isinstance(content, bytes):
-                (staging / name).write_bytes(content)
-            else:
-                (staging / name).write_text(content)
+        files = result.extra_files() if hasattr(result, "extra_files") else {}
+        write_files(staging, {k: v for k, v in files.items() if k != LEDGER_FILE or push_ledger})
     else:
         src = Path(result)
         if not (src / "config.json").exists():
             raise UnlearnError(f"'{src}' is not an hf-unlearn output folder (no config.json): "
                                "give the --output folder of `hf-unlearn run`")
-        for name in CHECKPOINT_FILES:
+        for name in (*CHECKPOINT_FILES, *((LEDGER_FILE,) if push_ledger else ())):
             if (src / name).exists():
                 shutil.copy2(src / name, staging / name)
     (staging / "unlearning_report.json").write_text(report.to_json())

@@ -20,7 +20,8 @@ import numpy as np
 
 from .errors import UnlearnError
 
-#: 4: an audit's record (``audit``: the forgetting-quality scores over N models of each kind);
+#: 4: an audit's record (``audit``: the forgetting-quality scores over N models of each kind), the requests served
+#: (``lineage``) and the newest one's own metrics (``newest_request``);
 #: 3: the Retrain reference's record (``retrain``) and several seeds (``seeds``, ``per_seed``, ``*_std``);
 #: 2: the forget record holds its kind's fields only (1 held every kind's, unused ones null). 1 and 2 still load
 SCHEMA_VERSION = 4
@@ -67,6 +68,12 @@ class UnlearnReport:
     #: an audit of the method on this request (``hf-unlearn audit``): N, δ, the audit metrics' values
     #: (``metrics``: forget_quality, forget_quality_ceiling, final_score) and the largest ε N can measure
     audit: dict[str, Any] | None = None
+    #: every deletion request the model has served, this one last: kind, description, row count, digest, method,
+    #: the model it was applied to (never the rows: they are in the local ledger)
+    lineage: list[dict[str, Any]] | None = None
+    #: with requests served before: the newest request's own metrics ({"n_forget", "metrics", "avg_gap"}); the
+    #: report's ``metrics`` are over the union of every request's rows
+    newest_request: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
@@ -159,6 +166,27 @@ class UnlearnReport:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
 
+    def requests_text(self) -> str:
+        """What a run on a model that served earlier requests measured: the union, and the newest one alone."""
+        newest = self.newest_request or {}
+        lines = [f"this is request {len(self.lineage or [])} the model serves: the metrics above are over the union "
+                 f"of every request's {self.data.get('n_forget')} rows; this request's {newest.get('n_forget')} rows "
+                 "alone:"]
+        for model, metrics in (newest.get("metrics") or {}).items():
+            gap = (newest.get("avg_gap") or {}).get(model)
+            lines.append(f"  {self.model_label(model)}: UA {metrics.get('ua', float('nan')):.2f}, MIA-efficacy "
+                         f"{metrics.get('mia_efficacy') or float('nan'):.2f}"
+                         + (f", Avg.Gap {gap:.2f}" if gap is not None else ""))
+        return "\n".join(lines)
+
+    def values_note(self) -> str:
+        """"2 of the 40 IDs asked for match no training row" for a value-list request (counts, never the values)."""
+        counts = self.data.get("forget_values") or {}
+        if not counts.get("unmatched"):
+            return ""
+        return (f"{counts['unmatched']} of the {counts['requested']} values asked for match no training row "
+                "(not listed, as they may identify people)")
+
     def seeds_text(self) -> str:
         """"seed 0", or "seeds 0, 1, 2 (mean ± std)"."""
         if self.seeds and len(self.seeds) > 1:
@@ -181,9 +209,13 @@ class UnlearnReport:
                f"{self.data.get('n_forget')} forget / {self.data.get('n_retain')} retain / "
                f"{self.data.get('n_test')} test rows | {self.seeds_text()}",
                self.markdown()]
+        if self.values_note():
+            out.insert(1, self.values_note())
         if self.retrain:
             out.append(reference_line(self))
         out += [f"unlearning time (RTE): {self.rte_text()}", f"verdict: {verdict(self)}"]
+        if self.newest_request:
+            out.append(self.requests_text())
         if self.audit:
             from .audit import explain
 

@@ -25,6 +25,8 @@ from .engine import Engine, ProgressFn
 from .errors import UnlearnError
 from .forget import ForgetSpec
 from .hub import Resolved, declared_base, default_cache_dir, load_dataset_dict, load_model, materialise_streams
+from .ledger import Ledger, Request, content_digest
+from .ledger import find as find_ledger
 from .methods import run_method
 from .metrics.evaluation import Evaluation, evaluate, model_outputs
 from .reference import (
@@ -70,6 +72,9 @@ class Loaded:
     originals: dict[int, Evaluation] = field(default_factory=dict)
     #: where decoded tensors are cached (another request's splits are built from the same tensors)
     tensor_cache: Path | None = None
+    #: the requests the model already served (D_f is their union with this one) and where it was read
+    ledger: Ledger | None = None
+    ledger_source: str | None = None
     _start: tuple[Start, dict[str, Any] | None] | None = None
     _identity: dict[str, Any] | None = None
 
@@ -80,7 +85,8 @@ class Loaded:
     def for_request(self, spec: ForgetSpec) -> Loaded:
         """The same sources, engine and Retrain start with another request's splits (a tuner's proxy request):
         nothing is loaded or decoded again, and the request's references and evaluations are its own."""
-        data, info = self.splits.build(spec, self.processor, self.num_channels, cache_dir=self.tensor_cache)
+        data, info = self.splits.build(spec, self.processor, self.num_channels, cache_dir=self.tensor_cache,
+                                       earlier=self.ledger)
         info["processes"] = self.engine.world
         return dataclasses.replace(self, config=dataclasses.replace(self.config, forget=spec),
                                    data=data.to(self.engine.device), data_info=info, references={}, originals={})
@@ -161,6 +167,9 @@ class Loaded:
         return ref
 
     def _retrain(self, seed: int) -> Reference:
+        from accelerate.utils import set_seed
+
+        set_seed(seed)  # the reference of a seed is the same whatever ran before it (its cache key says so)
         first, recipe = self.retrain_start(self.config.retrain_settings, seed)
         raise_if_cancelled()
         retrained = run_method(self.engine, first, self.data, "retrain", recipe, seed)
@@ -177,6 +186,28 @@ class Loaded:
             outputs.release_logits()
             self.originals[seed] = evaluation
         return self.originals[seed]
+
+    def dataset_identity(self) -> dict[str, Any]:
+        """The training split a ledger's rows index: the dataset, its commit (Hub) and a digest of its labels."""
+        return dataset_identity(self.config, self.data_res, self.splits)
+
+    def own_request(self) -> tuple[np.ndarray, list[int]]:
+        """This request's own rows and forgotten classes (the forget set is the union when a ledger is read)."""
+        spec, data = self.config.forget, self.data
+        if data.request_rows is None:
+            return data.forget_rows, list(data.forget_class_ids)
+        rule = spec.the_kind.test_split(spec.fields, self.splits.test_labels, self.splits.class_names)
+        return data.forget_rows[data.request_rows], list(rule.forget_class_ids)
+
+    def served(self, method: str) -> Ledger:
+        """The ledger after this run: the requests served before and this one, with its rows."""
+        from .report import forget_ids_digest
+
+        rows, class_ids = self.own_request()
+        request = Request(self.config.forget.kind, self.config.forget.describe(), [int(r) for r in rows], class_ids,
+                          forget_ids_digest(rows), method,
+                          {k: v for k, v in self.model_res.to_dict().items() if k in ("id", "commit")})
+        return (self.ledger or Ledger(self.dataset_identity())).served(request)
 
     def record(self, reference: Reference) -> dict[str, Any]:
         """The report's record of a Retrain reference: its start (and base commit), the recipe it used, where
@@ -234,12 +265,33 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     raise_if_cancelled()
     check_model_labels(net.config, splits.class_names)
     num_channels = int(getattr(net.config, "num_channels", 3) or 3)
-    data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache)
+    ledger, where = _ledger(config, model_res, data_res, splits, model is not None)
+    data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache, earlier=ledger)
     engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress,
                     independent=independent)
     data_info["processes"] = engine.world
     return Loaded(config, engine, engine.place(net), proc, splits, data.to(engine.device), data_info, model_res,
-                  data_res, token, model_in_memory=model is not None, tensor_cache=cache)
+                  data_res, token, model_in_memory=model is not None, tensor_cache=cache, ledger=ledger,
+                  ledger_source=where)
+
+
+def dataset_identity(config: RunConfig, data_res: Resolved, splits: LabelledSplits) -> dict[str, Any]:
+    """What a ledger's rows are positions in: the dataset, its commit where it has one, the training split."""
+    return {"id": data_res.id, "config": config.data.config, "train_split": config.data.train_split,
+            "commit": data_res.commit, "n_train": len(splits.train_labels),
+            "content": content_digest(splits.train_labels)}
+
+
+def _ledger(config: RunConfig, model_res: Resolved, data_res: Resolved, splits: LabelledSplits,
+            in_memory: bool) -> tuple[Ledger | None, str | None]:
+    """The ledger this run continues (named, or the one beside a local model), checked against the dataset."""
+    model_dir = config.model.id if model_res.local and not in_memory else None
+    path = find_ledger(config.options.ledger, model_dir)
+    if path is None:
+        return None, None
+    ledger = Ledger.load(path)
+    ledger.check_dataset(dataset_identity(config, data_res, splits), str(path))
+    return ledger, str(path)
 
 
 def _dataset(source: DataSource, dataset: Any, token: str | None) -> tuple[Any, Resolved]:

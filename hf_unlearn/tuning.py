@@ -269,26 +269,17 @@ class Tuning:
 
     def save(self, path: str | Path) -> Path:
         """Write the settings file (atomically: a failed write leaves no half file)."""
+        from .output import write_text_atomically
         from .report import _clean
 
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False))
-        tmp.replace(path)
-        return path
+        return write_text_atomically(path, json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Tuning:
-        path = Path(path)
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise UnlearnError(f"'{path.name}' is {path.stat().st_size} bytes: a tuned-settings file is a few KB")
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise UnlearnError(f"cannot read the settings file '{path}': {exc.strerror}") from None
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise UnlearnError(f"'{path.name}' is not JSON: give the file hf-unlearn tune wrote") from None
-        return cls.from_dict(data, f"'{path.name}'")
+        from .output import read_json_file
+
+        data = read_json_file(path, MAX_FILE_BYTES, "settings file", "hf-unlearn tune")
+        return cls.from_dict(data, f"'{Path(path).name}'")
 
 
 def fmt_value(value: Any) -> str:

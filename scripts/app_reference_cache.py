@@ -43,7 +43,8 @@ def main() -> None:
         times = []
         for method in ("rbm", "minnorm-og"):
             t0 = time.perf_counter()
-            out = client.predict(api_name="/run", forget_index_file=None, tuned_file=None, method=method,
+            out = client.predict(api_name="/run", forget_index_file=None, forget_id_file=None, tuned_file=None,
+                                 method=method,
                                  epochs=args.epochs, with_retrain=True)
             times.append(time.perf_counter() - t0)
             status = out[0].splitlines()

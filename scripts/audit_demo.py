@@ -28,6 +28,7 @@ def main() -> int:
 
     from hf_unlearn.audit import audit
     from hf_unlearn.demo import DEMO_RECIPE, ensure_demo_assets
+    from hf_unlearn.output import write_files
 
     model, data = (str(x) for x in ensure_demo_assets()[:2])  # the demo itself stays where it is
     if args.cache:  # the references (and decoded tensors) go to a fresh cache: the cold figures
@@ -47,8 +48,7 @@ def main() -> int:
         folder = out / f"{request}-{method}"
         if not folder.exists():  # the second RBM audit on class 3 is the cached timing only
             folder.mkdir()
-            for name, content in result.files().items():
-                (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+            write_files(folder, result.files())
         row = {"request": request, "method": method, "n_models": args.n_models, **result.metrics,
                "avg_gap": result.report.avg_gap["unlearned"], "avg_gap_std": result.report.avg_gap_std["unlearned"],
                "cached_references": result.cached_references, "wall_s": round(wall, 1), "machine": device_name()}

@@ -70,6 +70,9 @@ def demo_model(demo_assets):
     return AutoModelForImageClassification.from_pretrained(path), AutoImageProcessor.from_pretrained(path)
 
 
+#: the app's file inputs, which its API (gradio_client) wants named even when empty
+NO_FILES = {"forget_index_file": None, "forget_id_file": None, "tuned_file": None}
+
 USER, TOKEN = "alice", "hf_alice_secret_token_0123456789"
 OTHER_USER, OTHER_TOKEN = "bob", "hf_bob_secret_token_9876543210"
 READ_TOKEN = "hf_alice_read_only_token_5555"

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN
+from conftest import NO_FILES, TOKEN
 
 
 def free_port() -> int:
@@ -36,7 +36,7 @@ def client(url):
 
 
 def run(url, **kw):
-    args = {"forget_index_file": None, "tuned_file": None, "method": "ft", "epochs": 1, "with_retrain": False}
+    args = {**NO_FILES, "method": "ft", "epochs": 1, "with_retrain": False}
     args.update(kw)
     return client(url).predict(api_name="/run", **args)
 
@@ -75,7 +75,7 @@ def _job_threads() -> list[threading.Thread]:
 
 
 def test_cancel_stops_the_run_within_5_seconds(app_url):
-    job = client(app_url).submit(api_name="/run", forget_index_file=None, tuned_file=None, method="retrain", epochs=500,
+    job = client(app_url).submit(api_name="/run", **NO_FILES, method="retrain", epochs=500,
                                  with_retrain=False)
     deadline = time.time() + 60
     while not _job_threads() and time.time() < deadline:
@@ -95,7 +95,7 @@ def test_cancel_button_endpoint_stops_a_run(app_url):
     from gradio_client import Client
 
     c = Client(app_url, verbose=False)
-    job = c.submit(api_name="/run", forget_index_file=None, tuned_file=None,
+    job = c.submit(api_name="/run", **NO_FILES,
                    method="retrain", epochs=500, with_retrain=False)
     deadline = time.time() + 60
     while not _job_threads() and time.time() < deadline:
@@ -147,7 +147,7 @@ def test_push_without_a_run_explains_what_to_do(app_url):
 
 def test_a_second_run_with_another_method_reads_the_reference_from_the_cache(app_url):
     c = client(app_url)
-    request = dict(forget_index_file=None, tuned_file=None, forget_classes=["8"], seed=5, epochs=1, with_retrain=True)
+    request = dict(**NO_FILES, forget_classes=["8"], seed=5, epochs=1, with_retrain=True)
     first = c.predict(api_name="/run", method="rbm", **request)
     second = c.predict(api_name="/run", method="ft", **request)
     assert "trained for this run" in first[0] and "read from the reference cache" in second[0], (first[0], second[0])
@@ -163,7 +163,7 @@ def test_a_second_run_with_another_method_reads_the_reference_from_the_cache(app
 
 def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     c = client(app_url)
-    out = c.predict(api_name="/compare", methods=["rbm", "ft"], forget_index_file=None, tuned_file=None,
+    out = c.predict(api_name="/compare", methods=["rbm", "ft"], **NO_FILES,
                     epochs=1, seeds="7,8",
                     with_retrain=True)  # seeds no other test uses: each Retrain is trained here
     status, log, table, pareto, verdicts, files, history = out
@@ -179,7 +179,7 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     assert history["value"].startswith("#1 compare rbm, ft, forget class 3, seeds 7, 8")
     opened = c.predict(api_name="/open", choice=history["value"])  # the comparison can be opened again
     assert status in opened and verdicts in opened
-    bad = c.predict(api_name="/compare", methods=[], forget_index_file=None, tuned_file=None, with_retrain=True)
+    bad = c.predict(api_name="/compare", methods=[], **NO_FILES, with_retrain=True)
     assert bad[0] == "**Error:** choose at least one method to compare"
 
 
@@ -221,7 +221,7 @@ def test_the_audit_view_scores_the_method_and_push_sends_the_audited_checkpoint(
     from huggingface_hub import ModelCard
 
     c = client(app_url)
-    out = c.predict(api_name="/audit", n_models=8, forget_index_file=None, tuned_file=None, method="ft", epochs=1,
+    out = c.predict(api_name="/audit", n_models=8, **NO_FILES, method="ft", epochs=1,
                     with_retrain=True)
     status, log, figure, scores, files, history = out
     assert status.startswith("Done: audit of **ft**, forget class 3: 8 unlearned runs"), status
@@ -230,7 +230,7 @@ def test_the_audit_view_scores_the_method_and_push_sends_the_audited_checkpoint(
     assert "[16/16 ft, seed 7] ft: epoch 1/1" in log and "[1/16 retrain, seed 0] reference ready" in log
     assert log.count("[16/16 ft, seed 7]") == 1  # one line a finished run
     assert figure.endswith("epsilon_hist.png")
-    assert [row[0] for row in scores["data"]] == ["Forgetting quality F", "Ceiling of F at N = 8", "Final score"]
+    assert [row[0] for row in scores["data"]] == ["Forgetting quality F", "Ceiling of F", "Final score"]
     assert sorted(Path(f).name for f in files) == ["audit.json", "audit.md", "audit_confidences.npz",
                                                    "epsilon_hist.png"]
     assert history["value"].startswith("#1 audit ft, forget class 3, N = 8: F ")
@@ -249,7 +249,7 @@ def test_the_audit_view_scores_the_method_and_push_sends_the_audited_checkpoint(
     assert names["forgetting_quality"] == "Forgetting quality F (N=8 models of each kind)"
     assert "## Forgetting audit (8 unlearned and 8 retrained models)" in card.text
 
-    bad = c.predict(api_name="/audit", n_models=8, forget_index_file=None, tuned_file=None, method="retrain",
+    bad = c.predict(api_name="/audit", n_models=8, **NO_FILES, method="retrain",
                     with_retrain=True)
     assert bad[0].startswith("**Error:** auditing Retrain against itself measures nothing"), bad[0]
 

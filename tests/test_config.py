@@ -20,6 +20,7 @@ def _app_form(model: str, dataset: str, **changes) -> dict:
             "train_split": "train", "test_split": "", "image_column": "", "label_column": "", "forget_kind": "class",
             "forget_seed": 0.0, "forget_classes": ["3"], "forget_fraction": 0.1, "forget_stratified": False,
             "forget_indices": "", "forget_index_file": None, "forget_filter_column": "", "forget_filter_value": "",
+            "forget_id_column": None, "forget_id_text": "", "forget_id_file": None,
             "method": "rbm", "epochs": 2.0, "batch_size": 0.0, "seed": 0.0, "mixed_precision": "no",
             "retain_fraction": 1.0, "with_retrain": False, "settings": None}
     return {**form, **changes}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from conftest import NO_FILES
 from test_app import client, free_port
 
 from hf_unlearn import ForgetSpec, UnlearnError, unlearn
@@ -118,7 +119,7 @@ def test_a_registered_metric_is_in_the_apps_metrics_table(demo_assets, toy_metri
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        out = client(f"http://127.0.0.1:{port}/").predict(api_name="/run", forget_index_file=None, tuned_file=None,
+        out = client(f"http://127.0.0.1:{port}/").predict(api_name="/run", **NO_FILES,
                      method="ft",
                                                            epochs=1, with_retrain=True)
     finally:
@@ -205,7 +206,7 @@ def test_a_registered_kind_is_in_the_apps_form(every_kth, demo_assets):
         c = client(f"http://127.0.0.1:{port}/")
         api = c.view_api(print_info=False, return_format="dict")["named_endpoints"]["/run"]
         params = {p["parameter_name"] for p in api["parameters"]}
-        out = c.predict(api_name="/run", forget_index_file=None, tuned_file=None,
+        out = c.predict(api_name="/run", **NO_FILES,
                         forget_kind="every-kth", forget_every=4, method="ft",
                         epochs=1, with_retrain=False)
     finally:

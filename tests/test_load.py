@@ -13,7 +13,7 @@ import threading
 import time
 
 import psutil
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, NO_FILES
 from test_app import client, free_port
 
 CLIENTS = 8
@@ -45,7 +45,7 @@ def test_eight_concurrent_clients_all_complete_with_their_own_results(demo_asset
         t0 = time.perf_counter()
         try:
             results[cls] = client(url).predict(api_name="/run", model="", dataset="", forget_kind="class",
-                                               forget_classes=[cls], forget_index_file=None, tuned_file=None,
+                                               forget_classes=[cls], **NO_FILES,
                                                method="ft", epochs=1, with_retrain=False)
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(f"{cls}: {exc}")

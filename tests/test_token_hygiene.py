@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import OTHER_TOKEN, READ_TOKEN, TOKEN
+from conftest import NO_FILES, OTHER_TOKEN, READ_TOKEN, TOKEN
 from test_app import app_url, client, run  # noqa: F401 - the app fixture, reused
 
 from hf_unlearn import UnlearnError, push_to_hub, unlearn
@@ -120,7 +120,7 @@ def test_api_errors_and_reports_never_hold_a_token(published, tmp_path, all_logs
 def test_the_app_never_shows_a_token(app_url, published):  # noqa: F811 - the imported fixture
     c = client(app_url)
     out = c.predict(api_name="/run", model="alice/tiny", dataset="alice/digits", forget_classes=["3"],
-                    forget_index_file=None, tuned_file=None, method="ft", epochs=1, with_retrain=False)
+                    **NO_FILES, method="ft", epochs=1, with_retrain=False)
     assert "**Error" not in out[0], out[0]
     shown = [str(out)]
     for token, repo in ((TOKEN, "alice/app-push"), (BAD_TOKEN, "alice/app-bad"), (READ_TOKEN, "alice/app-ro"),

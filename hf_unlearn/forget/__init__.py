@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import classwise, column_filter, indices, random_draw
+from . import classwise, column_filter, ids, indices, random_draw
 from .kind import (
     ForgetKind,
     KindInput,
@@ -16,7 +16,7 @@ from .kind import (
 )
 from .spec import ForgetSpec, common_inputs, form_name, select_forget, spec_from_form
 
-for _module in (classwise, random_draw, indices, column_filter):
+for _module in (classwise, random_draw, indices, column_filter, ids):
     register_kind(_module.KIND)
 
 __all__ = ["ForgetKind", "ForgetSpec", "KindInput", "TestRule", "TrainingSplit", "all_kinds", "available_kinds",

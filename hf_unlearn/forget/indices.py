@@ -5,7 +5,6 @@ The report keeps only how many rows were listed, never the rows (they may identi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,13 @@ import numpy as np
 from ..errors import UnlearnError
 from ..fields import doc
 from .kind import ForgetKind, KindInput, TrainingSplit
+from .matching import read_list_file, refuse_a_count
 
 
 def parse_indices(text: str) -> tuple[int, ...]:
     """Comma/space separated indices, or @FILE with one index per line (or a JSON list)."""
     if text.startswith("@"):
-        path = Path(text[1:])
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise UnlearnError(f"cannot read the index file '{path}': {exc.strerror}") from None
-        if text.lstrip().startswith("["):
-            try:
-                return tuple(int(v) for v in json.loads(text))
-            except (ValueError, TypeError):
-                raise UnlearnError(f"'{path}' is not a JSON list of integers") from None
+        text = " ".join(read_list_file(Path(text[1:]), "index"))
     values = [v for v in text.replace(",", " ").split() if v]
     try:
         return tuple(int(v) for v in values)
@@ -44,9 +35,7 @@ class IndexFields:
 
 
 def check(f: IndexFields) -> None:
-    if isinstance(f.indices, int):  # what a report keeps (ForgetSpec.from_dict of one)
-        raise UnlearnError(f"this record keeps only how many rows were listed ({f.indices}), not which: "
-                           "give the row indices again")
+    refuse_a_count(f.indices, "rows", "the row indices")
     if not f.indices:
         raise UnlearnError("the index list is empty: upload a file or type row numbers (e.g. 3, 17, 42)")
 

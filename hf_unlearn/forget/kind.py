@@ -82,6 +82,9 @@ class ForgetKind:
     #: the ``index``-th proxy request of the same kind and size, disjoint from the real one, as (kind name,
     #: fields) (:mod:`hf_unlearn.proxies`); ``None``: a seeded random draw of as many other rows
     proxy: Callable[[Any, TrainingSplit, np.ndarray, int, int], tuple[str, dict[str, Any]]] | None = None
+    #: counts of what a value-list request asked for and what of it the dataset lacks ({"requested",
+    #: "unmatched"}), for the report and the app; never the values
+    matches: Callable[[Any, TrainingSplit], dict[str, int]] | None = None
 
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.fields))

@@ -81,6 +81,16 @@ class ForgetSpec:
                 "retain_fraction": self.retain_fraction}
 
     @classmethod
+    def ids(cls, column: str, values: Any, *, seed: int = 0, retain_fraction: float = 1.0) -> ForgetSpec:
+        """Every training row whose ``column`` holds one of ``values`` (user IDs, sources, file names): a
+        deletion request as it arrives. Integer columns take integers, ``ClassLabel`` columns names or ids."""
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise UnlearnError(f"ForgetSpec.ids takes a list of values, got {type(values).__name__}: wrap one ID "
+                               "in a list")
+        return cls("ids", id_column=column, id_values=tuple(dict.fromkeys(str(v) for v in values)), seed=seed,
+                   retain_fraction=retain_fraction)
+
+    @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ForgetSpec:
         """The request a report (or a settings file) recorded; extra keys (its description, sizes) are ignored."""
         kind = get_kind(str(record.get("kind")))

@@ -44,13 +44,17 @@ class AuditOutputs:
         return True
 
     def forget_quality(self) -> float:
+        """F over the forget examples' ε (the buckets of this N)."""
         return fq.score_from_epsilons(self.epsilons, self.n_models)
 
     def final_score(self) -> float:
-        """F × (RA_u / RA_r) × (TA_u / TA_r), each accuracy a mean over the N models of its kind."""
-        means = (float(np.mean(v)) for v in (self.ra_unlearned, self.ra_retrained, self.ta_unlearned,
-                                             self.ta_retrained))
-        return fq.final_score(self.forget_quality(), *means)
+        """F × (RA_u / RA_r) × (TA_u / TA_r), each accuracy a mean over the N models of its kind (NaN when the
+        retrained models' accuracy is 0: there is no utility to compare with)."""
+        ra_u, ra_r, ta_u, ta_r = (float(np.mean(v)) for v in (self.ra_unlearned, self.ra_retrained,
+                                                                self.ta_unlearned, self.ta_retrained))
+        if ra_r == 0 or ta_r == 0:
+            return float("nan")
+        return fq.final_score(self.forget_quality(), ra_u, ra_r, ta_u, ta_r)
 
 
 METRICS = [
@@ -59,9 +63,9 @@ METRICS = [
            "on any forget example, 0 means every forget example is exposed",
            "higher", (), AuditOutputs.forget_quality, table=False, scope="audit",
            card=CardEntry("forget", "forgetting_quality", "Forgetting quality F (N={n} models of each kind)")),
-    Metric("forget_quality_ceiling", "Ceiling of F at this N",
-           "F between two disjoint halves of the retrained models: what a perfect unlearner scores with this many "
-           "models (even identical distributions do not reach 1 with few models)",
+    Metric("forget_quality_ceiling", "Ceiling of F",
+           "F between two disjoint halves of the retrained models (N/2 a side): what a perfect unlearner scores "
+           "with half as many models (even identical distributions do not reach 1 with few models)",
            "higher", (), lambda a: fq.ceiling(a.retrained, delta=a.delta), table=False, scope="audit",
            card=CardEntry("forget", "forgetting_quality_ceiling",
                           "Ceiling of F at N={n} (two halves of the retrained models)")),

@@ -115,6 +115,11 @@ class EvalOutputs:
     def with_reference(self, reference: EvalOutputs | None) -> EvalOutputs:
         return EvalOutputs(self.splits, self.num_classes, self.seed, reference)
 
+    def with_forget_rows(self, rows: np.ndarray) -> EvalOutputs:
+        """The same outputs with the forget split cut to ``rows`` (one request's share of a union of requests)."""
+        return EvalOutputs({**self.splits, "forget": self.splits["forget"].subset(rows)}, self.num_classes,
+                           self.seed)
+
     def release_logits(self) -> None:
         """Drop every split's logits once the metrics are computed (what stays is what the app plots)."""
         for split in self.splits.values():

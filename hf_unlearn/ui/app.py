@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
+from ..output import write_files
 from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
+from .form import pickers as kind_pickers
 from .jobs import Job, follow
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
@@ -61,7 +63,8 @@ def inspect_dataset(values: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     s = labelled_splits(dsd, src)
     info = {"splits": {k: len(v) for k, v in dsd.items()}, "train_split": src.train_split,
             "test_split": s.test_split, "image_column": s.image_column, "label_column": s.label_column,
-            "classes": len(s.class_names)}
+            "classes": len(s.class_names),
+            "columns": [c for c in s.train_ds.column_names if c != s.image_column]}
     return s.class_names, info
 
 
@@ -69,6 +72,7 @@ def build_app() -> Any:
     """The app's Blocks (built, not launched)."""
     import gradio as gr
 
+    from ..audit import DEFAULT_MODELS
     from ..forget import available_kinds
     from ..methods import NONE, available_methods
 
@@ -98,7 +102,8 @@ def build_app() -> Any:
             for name, (label, value) in SHORTCUTS.items():
                 form[name] = gr.Number(value=value, precision=0, label=label)
             form.update(controls("run", skip=("method",)))
-            form["with_retrain"] = gr.Checkbox(value=True, label="also compute the Retrain reference")
+            form["with_retrain"] = gr.Checkbox(value=True, label="also compute the Retrain reference",
+                                               elem_id="with-retrain")
         with gr.Accordion("Method settings (from the method's documentation; edit values)", open=False):
             form["settings"] = gr.Dataframe(settings_rows(form["method"].value), interactive=True, wrap=True,
                                             headers=["setting", "value", "meaning"])
@@ -159,7 +164,8 @@ def build_app() -> Any:
                             "confidence. The score F is shown next to its ceiling at this N, what a perfect "
                             "unlearner would score. Push then sends seed 0's model with the scores in its card.")
                 with gr.Row():
-                    audit_n = gr.Dropdown(list(AUDIT_MODELS), value=32, label="N: models of each kind (2N runs)",
+                    audit_n = gr.Dropdown(list(AUDIT_MODELS), value=DEFAULT_MODELS,
+                                          label="N: models of each kind (2N runs)",
                                           elem_id="audit-n", scale=2)
                     audit_btn = gr.Button("Audit", variant="primary", elem_id="audit-run", scale=1)
                     audit_cancel = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
@@ -191,14 +197,17 @@ def build_app() -> Any:
             return [gr.update(visible=name == kind) for name in by_kind]
 
         pickers = [form[name] for name in class_pickers()]
+        columns = [form[name] for name in kind_pickers("columns")]
 
         def on_inspect(**values: Any) -> tuple[Any, ...]:
             try:
                 names, info = inspect_dataset(values)
             except UnlearnError as exc:
-                return (*(gr.update() for _ in pickers), None, f"**Error:** {exc}")
+                return (*(gr.update() for _ in (*pickers, *columns)), None, f"**Error:** {exc}")
             picked = [gr.update(choices=names, value=names[:1]) for _ in pickers]
-            return (*picked, info, f"Dataset has {len(names)} classes.")
+            listed = [gr.update(choices=info["columns"]) for _ in columns]
+            return (*picked, *listed, info, f"Dataset has {len(names)} classes and the columns "
+                    f"{', '.join(info['columns'])}.")
 
         def on_run(state: dict, progress: Any = gr.Progress(), **values: Any):
             from ..api import run
@@ -284,6 +293,7 @@ def build_app() -> Any:
             from ..config import RunConfig
 
             state = dict(state or {})
+            state.pop("result", None)  # Push sends this audit's checkpoint or nothing, never an earlier run's
             empty = (None, None, None)  # figure, scores, files
             keep = gr.update()
             try:
@@ -308,8 +318,7 @@ def build_app() -> Any:
                 return
             audit = job.result
             out = Path(tempfile.mkdtemp(prefix="hf-unlearn-audit-"))
-            for name, content in audit.files().items():
-                (out / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+            write_files(out, audit.files())
             lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
             shown = (audit_status(audit), "\n".join(lines), str(out / "epsilon_hist.png"), audit_table(audit),
                      [str(out / name) for name in ("audit.json", "audit.md", "audit_confidences.npz",
@@ -366,7 +375,7 @@ def build_app() -> Any:
             form[name].change(lambda **values: offer(values), inputs_kwargs=offer_inputs, outputs=tuned_info)
         app.load(lambda **values: offer(values), inputs_kwargs=offer_inputs, outputs=tuned_info)
         inspect_btn.click(on_inspect, inputs_kwargs={k: form[k] for k in ("model", "dataset", *details)},
-                          outputs=[*pickers, ds_info, status])
+                          outputs=[*pickers, *columns, ds_info, status])
         run_outputs = [status, log, table, metrics_json, per_class, mia, report_file, gallery]
         compare_outputs = [compare_status, compare_log, compare_table, pareto, verdicts, compare_files]
         run_evt = run_btn.click(

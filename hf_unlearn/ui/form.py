@@ -60,6 +60,8 @@ def input_control(inp: F.Input, name: str | None = None) -> Any:
     if inp.widget == "classes":  # the demo's digits until "Inspect dataset" reads the dataset's class names
         return gr.Dropdown([str(i) for i in range(10)], value=["3"], multiselect=True, allow_custom_value=True,
                            label=label, elem_id="forget-classes")
+    if inp.widget == "columns":  # empty until "Inspect dataset" reads the dataset's columns; any name may be typed
+        return gr.Dropdown([], value="", allow_custom_value=True, label=label, elem_id=name.replace("_", "-"))
     if inp.widget == "file":
         return gr.File(label=label, type="filepath")
     placeholder = args.pop("placeholder", "detected" if value is None else "")
@@ -85,9 +87,14 @@ def kind_controls() -> dict[str, dict[str, Any]]:
     return out
 
 
+def pickers(widget: str) -> list[str]:
+    """Form names of the kinds' ``classes`` or ``columns`` pickers ("Inspect dataset" fills them with the
+    dataset's class names, or its columns)."""
+    return [form_name(inp.name) for kind in all_kinds() for inp in kind.all_inputs() if inp.widget == widget]
+
+
 def class_pickers() -> list[str]:
-    """Form names of the kinds' class pickers ("Inspect dataset" fills them with the dataset's class names)."""
-    return [form_name(inp.name) for kind in all_kinds() for inp in kind.all_inputs() if inp.widget == "classes"]
+    return pickers("classes")
 
 
 def resolve_sources(model: str, dataset: str) -> tuple[str, str, dict[str, Any] | None]:

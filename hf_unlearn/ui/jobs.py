@@ -12,8 +12,8 @@ from ..errors import Cancelled, UnlearnError
 
 
 class Job:
-    """Runs ``target(progress=..., cancel=...)`` (a run or a comparison); the page reads ``events`` and sets
-    ``cancel``."""
+    """Runs ``target(progress=..., cancel=...)`` (a run, a comparison or an audit); the page reads ``events`` and
+    sets ``cancel``."""
 
     def __init__(self, target: Callable[..., Any]) -> None:
         self.target = target
@@ -51,7 +51,7 @@ def log_line(ev: dict[str, Any]) -> str:
 
 
 def time_left(elapsed: float, fraction: float) -> str:
-    """" · about 2 min left": the rest of a job at its pace so far (nothing until a twentieth is done, when a
+    """The rest (" · about 2 min left") of a job at its pace so far (nothing until a twentieth is done, when a
     first run's start-up would make the estimate meaningless)."""
     if fraction < 0.05 or fraction >= 1:
         return ""

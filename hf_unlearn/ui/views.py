@@ -31,8 +31,10 @@ def run_status(report: Any) -> str:
     """What a finished run says above its table: the request, the verdict and where Retrain came from."""
     from ..verdict import reference_line, verdict
 
-    text = (f"Done: {report.method}, forget {report.forget.get('description')}.\n\n"
-            f"**Verdict** ({report.seeds_text()}): {verdict(report)}.")
+    text = f"Done: {report.method}, forget {report.forget.get('description')}."
+    if report.values_note():
+        text += f" {report.values_note()}."
+    text += f"\n\n**Verdict** ({report.seeds_text()}): {verdict(report)}."
     tuned = report.settings.get("tuned")
     if tuned:
         text += (f"\n\n**Settings:** {tuned.get('for')}'s tuned settings ({tuned.get('source')}): "
@@ -159,23 +161,26 @@ def history_choices(state: dict[str, Any]) -> list[str]:
 
 
 def audit_headers() -> list[str]:
+    """The Audit view's score table's columns (before an audit and after)."""
     return ["score", "value", "what it means"]
 
 
 def audit_table(audit: Any) -> dict[str, Any]:
     """The audit's scores (the registry's audit metrics) with what each means, for the page."""
+    from ..audit import score_text
     from ..metrics import audit_metrics
 
     return {"headers": audit_headers(),
-            "data": [[m.label.replace("this N", f"N = {audit.n_models}"), round(float(audit.metrics[m.key]), 4),
-                      m.meaning] for m in audit_metrics()]}
+            "data": [[m.label, score_text(audit.metrics.get(m.key)), m.meaning] for m in audit_metrics()]}
 
 
 def audit_status(audit: Any) -> str:
     """What a finished audit says above its figure: the score next to its ceiling, in words."""
+    from ..audit import score_text
+
     report = audit.report
-    f, top = audit.metrics["forget_quality"], audit.metrics["forget_quality_ceiling"]
+    f, top = (score_text(audit.metrics.get(k)) for k in ("forget_quality", "forget_quality_ceiling"))
     return (f"Done: audit of **{report.method}**, forget {report.forget.get('description')}: "
             f"{audit.n_models} unlearned runs against {audit.n_models} retrained references "
             f"({audit.cached_references} read from the cache), {audit.seconds:.0f} s.\n\n"
-            f"### Forgetting quality F = {f:.4f} (ceiling at N = {audit.n_models}: {top:.4f})\n\n{audit.explain()}")
+            f"### Forgetting quality F = {f} (ceiling at N = {audit.n_models}: {top})\n\n{audit.explain()}")
