@@ -45,7 +45,9 @@ class Request:
     class_ids: list[int]
     forget_ids_sha256: str
     method: str
+    #: the model the request was applied to (the first request's is the base) and the dataset it was served on
     model: dict[str, Any]
+    dataset: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def public(self) -> dict[str, Any]:

@@ -168,15 +168,17 @@ class UnlearnReport:
 
     def requests_text(self) -> str:
         """What a run on a model that served earlier requests measured: the union, and the newest one alone."""
+        from .metrics.registry import fmt
+
         newest = self.newest_request or {}
-        lines = [f"this is request {len(self.lineage or [])} the model serves: the metrics above are over the union "
-                 f"of every request's {self.data.get('n_forget')} rows; this request's {newest.get('n_forget')} rows "
-                 "alone:"]
+        served = len(self.lineage or [])
+        lines = [f"request {served} this model serves ({served - 1} before it, from its ledger): the table is over "
+                 f"the union of every request's {self.data.get('n_forget')} rows; this request's "
+                 f"{newest.get('n_forget')} rows alone:"]
         for model, metrics in (newest.get("metrics") or {}).items():
             gap = (newest.get("avg_gap") or {}).get(model)
-            lines.append(f"  {self.model_label(model)}: UA {metrics.get('ua', float('nan')):.2f}, MIA-efficacy "
-                         f"{metrics.get('mia_efficacy') or float('nan'):.2f}"
-                         + (f", Avg.Gap {gap:.2f}" if gap is not None else ""))
+            lines.append(f"  {self.model_label(model)}: UA {fmt(metrics.get('ua'))}, MIA-efficacy "
+                         f"{fmt(metrics.get('mia_efficacy'))}" + (f", Avg.Gap {fmt(gap)}" if gap is not None else ""))
         return "\n".join(lines)
 
     def values_note(self) -> str:

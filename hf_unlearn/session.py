@@ -206,7 +206,8 @@ class Loaded:
         rows, class_ids = self.own_request()
         request = Request(self.config.forget.kind, self.config.forget.describe(), [int(r) for r in rows], class_ids,
                           forget_ids_digest(rows), method,
-                          {k: v for k, v in self.model_res.to_dict().items() if k in ("id", "commit")})
+                          {k: v for k, v in self.model_res.to_dict().items() if k in ("id", "commit")},
+                          {"id": self.data_res.id, "commit": self.data_res.commit})
         return (self.ledger or Ledger(self.dataset_identity())).served(request)
 
     def record(self, reference: Reference) -> dict[str, Any]:

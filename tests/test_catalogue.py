@@ -96,6 +96,12 @@ def _base(ctx: Ctx, *extra: str, dataset: str | None = None, model: str | None =
     return ["--model", model or str(ctx.model), "--dataset", dataset or ctx.write(ctx.small()), *extra]
 
 
+def _binary_file(ctx: Ctx) -> str:
+    path = ctx.tmp / "ids.png"
+    path.write_bytes(_png(Image.new("RGB", (4, 4))))
+    return str(path)
+
+
 def _corrupt(images: list[dict]) -> None:
     images[5] = {"bytes": b"\x89PNG\r\n\x1a\n this is not an image", "path": None}
 
@@ -230,6 +236,13 @@ CASES = [
     Case("index-file-two-million-rows",
          lambda c: _base(c, "--forget-indices", _index_file(c, [str(i) for i in range(2_000_000)])),
          "forget index 200 is out of range: the training split has rows 0..199"),
+    Case("ids-unknown-column", lambda c: _base(c, "--forget-ids", "user_id=u1,u2"),
+         "ID column 'user_id' not in the dataset; its columns are: image, label"),
+    Case("ids-empty-list", lambda c: _base(c, "--forget-ids", "label= , "), "the list of 'label' IDs is empty"),
+    Case("ids-file-not-text", lambda c: _base(c, "--forget-ids", "label=@" + _binary_file(c)),
+         "is not a text file: give one ID per line (UTF-8 text) or a JSON list"),
+    Case("ledger-not-json", lambda c: _base(c, "--forget-class", "3", "--ledger", _file(c, "ledger.json", "{oops")),
+         "'ledger.json' is not JSON: give the file an earlier run (unlearning_ledger.json) wrote"),
     Case("model-label-count-mismatch", _label_mismatch, "--reinit-head"),
     Case("unknown-method", lambda c: _base(c, "--forget-class", "3", "--method", "magic"), "unknown method 'magic'"),
     Case("unknown-setting", lambda c: _base(c, "--forget-class", "3", "--set", "bogus=1"), "unknown setting 'bogus'"),

@@ -124,7 +124,10 @@ def test_a_new_dataset_commit_between_requests_is_refused_in_one_line(published,
     assert main(["run", "--model", str(tmp_path / "r1"), "--dataset", "alice/digits", "--dataset-revision", first,
                  "--forget-class", "5", "--method", "ft", "--epochs", "1", "--quiet", "--output",
                  str(tmp_path / "r2"), "--token", TOKEN]) == 0
-    assert _report(tmp_path / "r2")["data"]["requests"] == 2
+    r2 = _report(tmp_path / "r2")
+    assert r2["data"]["requests"] == 2
+    assert [e["dataset"] for e in r2["lineage"]] == [{"id": "alice/digits", "commit": first}] * 2
+    assert r2["lineage"][0]["model"]["id"] == "alice/tiny"  # the base the lineage starts from
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -35,6 +35,8 @@ def run_status(report: Any) -> str:
     if report.values_note():
         text += f" {report.values_note()}."
     text += f"\n\n**Verdict** ({report.seeds_text()}): {verdict(report)}."
+    if report.newest_request:  # a model that served earlier requests (its ledger was read)
+        text += "\n\n" + report.requests_text().replace("\n  ", "\n- ")
     tuned = report.settings.get("tuned")
     if tuned:
         text += (f"\n\n**Settings:** {tuned.get('for')}'s tuned settings ({tuned.get('source')}): "
