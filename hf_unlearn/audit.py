@@ -28,7 +28,7 @@ import numpy as np
 from .cancel import honours_cancel
 from .config import RunConfig
 from .engine import Engine, ProgressFn
-from .errors import UnlearnError
+from .errors import Cancelled, UnlearnError
 from .forgetting_quality import DELTA, bucket_points
 from .metrics.forgetting import AuditOutputs
 from .metrics.registry import audit_metrics
@@ -260,10 +260,11 @@ def run_audit(config: RunConfig, n_models: int = DEFAULT_MODELS, *, model: Any =
             del result
             loaded.references.pop(seed, None)  # N references' outputs (and, uncached, models) would pile up
             loaded.originals.pop(seed, None)
-    except UnlearnError as exc:
-        if engine.workers == 1:
+    except Exception as exc:  # noqa: BLE001 - under several processes every failure must reach the gather
+        if engine.workers == 1 or isinstance(exc, Cancelled):
             raise
-        failure = str(exc)  # told to the other processes at the gather, so that none waits for this one
+        # told to the other processes at the gather, so that none waits for this one
+        failure = str(exc) if isinstance(exc, UnlearnError) else f"{type(exc).__name__}: {str(exc)[:200]}"
     runs = _gathered(engine, group, runs, failure)
     if first is not None:
         first.seed_results = []

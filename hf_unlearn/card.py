@@ -124,13 +124,18 @@ def _sections(report: UnlearnReport) -> dict[str, str]:
     }
 
 
+def _applied_to(model: dict) -> str:
+    """A Hub model by id; a local checkpoint without its path (a folder name may name the request)."""
+    return f"`{model.get('id')}`" if model.get("commit") else "a local checkpoint"
+
+
 def _lineage_section(report: UnlearnReport) -> str:
     """The deletion requests this model has served, as counts and digests (the rows stay in the local ledger)."""
     lineage = report.lineage or []
     if len(lineage) < 2:
         return ""
     rows = [f"| {i} | {r.get('description')} | {r.get('n_rows')} | `{str(r.get('forget_ids_sha256'))[:16]}…` | "
-            f"{r.get('method')} | `{r.get('model', {}).get('id')}` |" for i, r in enumerate(lineage, 1)]
+            f"{r.get('method')} | {_applied_to(r.get('model') or {})} |" for i, r in enumerate(lineage, 1)]
     return ("## Deletion requests served\n\nThis model has served these requests in order; each run forgot the "
             "union of all of them so far, and Retrain was trained without every one. Rows are given as counts and "
             "SHA-256 digests of the sorted row ids only.\n\n| # | request | rows | digest | method | applied to |\n"

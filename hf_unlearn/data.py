@@ -547,7 +547,9 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
     """
     class_names, train_labels, test_labels = ls.class_names, ls.train_labels, ls.test_labels
     if forget_rows is None:
-        forget_rows = select_forget(spec, ls.training())
+        request = forget_rows = select_forget(spec, ls.training())
+        if earlier is not None and earlier.requests:
+            forget_rows = union_with(request, earlier.rows(), len(train_labels), spec)
 
     retain_mask = np.ones(len(train_labels), dtype=bool)
     retain_mask[forget_rows] = False

@@ -98,7 +98,7 @@ class Ledger:
 
     def to_json(self) -> str:
         return json.dumps({"format": self.format, "dataset": self.dataset,
-                           "requests": [asdict(r) for r in self.requests]}, indent=1)
+                           "requests": [asdict(r) for r in self.requests]})  # compact: rows are many
 
     def save(self, path: str | Path) -> Path:
         """Written whole or not at all."""
@@ -139,3 +139,26 @@ def find(option: str | None, model_dir: str | None) -> Path | None:
         return Path(option)
     beside = Path(model_dir) / LEDGER_FILE if model_dir else None
     return beside if beside is not None and beside.is_file() else None
+
+
+#: the report files a checkpoint carries (``run --output`` writes report.json, a push unlearning_report.json)
+REPORT_FILES = ("report.json", "unlearning_report.json")
+
+
+def requests_served(model_id: str, local: bool, commit: str | None, token: str | None) -> int:
+    """How many deletion requests a model's own report says it has served (its lineage), 0 for any other model:
+    a model that served some must not be unlearned again without its ledger, or their rows come back."""
+    from huggingface_hub import hf_hub_download
+
+    for name in REPORT_FILES:
+        try:
+            path = Path(model_id) / name if local else Path(hf_hub_download(model_id, name, revision=commit,
+                                                                           token=token))
+            if not path.is_file() or path.stat().st_size > MAX_BYTES:
+                continue
+            lineage = json.loads(path.read_text()).get("lineage")
+        except Exception:  # noqa: BLE001 - no report (or none readable): nothing says requests were served
+            continue
+        if isinstance(lineage, list):
+            return len(lineage)
+    return 0

@@ -34,6 +34,11 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain write would leave it (mkstemp makes it private)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -172,9 +172,11 @@ class UnlearnReport:
 
         newest = self.newest_request or {}
         served = len(self.lineage or [])
+        seed = f" (seed {self.seed}'s run)" if self.seeds and len(self.seeds) > 1 else ""
         lines = [f"request {served} this model serves ({served - 1} before it, from its ledger): the table is over "
                  f"the union of every request's {self.data.get('n_forget')} rows; this request's "
-                 f"{newest.get('n_forget')} rows alone:"]
+                 f"{newest.get('n_forget')} rows alone{seed} (UA and MIA-efficacy are theirs; RA and TA, in their "
+                 "Avg.Gap, are the whole retain and test sets'):"]
         for model, metrics in (newest.get("metrics") or {}).items():
             gap = (newest.get("avg_gap") or {}).get(model)
             lines.append(f"  {self.model_label(model)}: UA {fmt(metrics.get('ua'))}, MIA-efficacy "

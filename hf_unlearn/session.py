@@ -25,7 +25,7 @@ from .engine import Engine, ProgressFn
 from .errors import UnlearnError
 from .forget import ForgetSpec
 from .hub import Resolved, declared_base, default_cache_dir, load_dataset_dict, load_model, materialise_streams
-from .ledger import Ledger, Request, content_digest
+from .ledger import LEDGER_FILE, NO_LEDGER, Ledger, Request, content_digest, requests_served
 from .ledger import find as find_ledger
 from .methods import run_method
 from .metrics.evaluation import Evaluation, evaluate, model_outputs
@@ -200,8 +200,13 @@ class Loaded:
         return data.forget_rows[data.request_rows], list(rule.forget_class_ids)
 
     def served(self, method: str) -> Ledger:
-        """The ledger after this run: the requests served before and this one, with its rows."""
+        """The ledger after this run: the requests served before and this one, with its rows (``none`` returns
+        the untouched model: it serves nothing, and the ledger stays as it was)."""
+        from .methods import NONE
         from .report import forget_ids_digest
+
+        if method == NONE:
+            return self.ledger or Ledger(self.dataset_identity())
 
         rows, class_ids = self.own_request()
         request = Request(self.config.forget.kind, self.config.forget.describe(), [int(r) for r in rows], class_ids,
@@ -266,7 +271,7 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     raise_if_cancelled()
     check_model_labels(net.config, splits.class_names)
     num_channels = int(getattr(net.config, "num_channels", 3) or 3)
-    ledger, where = _ledger(config, model_res, data_res, splits, model is not None)
+    ledger, where = _ledger(config, model_res, data_res, splits, model is not None, token)
     data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache, earlier=ledger)
     engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress,
                     independent=independent)
@@ -284,11 +289,19 @@ def dataset_identity(config: RunConfig, data_res: Resolved, splits: LabelledSpli
 
 
 def _ledger(config: RunConfig, model_res: Resolved, data_res: Resolved, splits: LabelledSplits,
-            in_memory: bool) -> tuple[Ledger | None, str | None]:
-    """The ledger this run continues (named, or the one beside a local model), checked against the dataset."""
+            in_memory: bool, token: str | None) -> tuple[Ledger | None, str | None]:
+    """The ledger this run continues (named, or the one beside a local model), checked against the dataset. A
+    model whose report lists requests it served, with no ledger found, is refused: their rows would come back."""
     model_dir = config.model.id if model_res.local and not in_memory else None
     path = find_ledger(config.options.ledger, model_dir)
     if path is None:
+        served = 0 if in_memory or config.options.ledger == NO_LEDGER else \
+            requests_served(config.model.id, model_res.local, model_res.commit, token)
+        if served:
+            raise UnlearnError(f"this model has served {served} deletion request{'s' if served > 1 else ''} (its "
+                               f"report's lineage), but no {LEDGER_FILE} was found beside it: pass --ledger PATH "
+                               "(the ledger its run wrote) so that they stay forgotten, or --ledger none to start a "
+                               "new lineage from it")
         return None, None
     ledger = Ledger.load(path)
     ledger.check_dataset(dataset_identity(config, data_res, splits), str(path))

@@ -54,7 +54,7 @@ def test_integer_and_class_label_columns_take_their_own_values(table):
     by_name = select_forget(ForgetSpec.ids("species", ["eel"]), table)
     assert by_name.tolist() == np.flatnonzero(species == 2).tolist()
     assert get_kind("ids").matches(ForgetSpec.ids("species", ["eel", "yak"]).fields, table)["unmatched"] == 1
-    with pytest.raises(UnlearnError, match="'seven' is not an integer, and column 'camera' holds integers"):
+    with pytest.raises(UnlearnError, match="value 1 of the list is not an integer, and column 'camera' holds"):
         select_forget(ForgetSpec.ids("camera", ["seven"]), table)
 
 
@@ -123,3 +123,32 @@ def test_an_id_list_request_runs_through_the_cli(digits, demo_assets, tmp_path, 
     assert "1 of the 4 values asked for match no training row" in printed
     for text in ((out / "report.json").read_text(), (out / "report.md").read_text(), printed):
         assert "stranger" not in text and "u17" not in text
+
+
+def test_a_box_in_the_app_never_opens_a_path_a_visitor_types():
+    """On a public Space a typed "@/etc/passwd" must be a value, not a file the server reads (and leaks)."""
+    from hf_unlearn.forget.indices import parse_indices
+
+    assert parse_values("@/etc/passwd, @bob", "ID", files=False) == ("@/etc/passwd", "@bob")
+    with pytest.raises(UnlearnError, match="forget index '@/etc/passwd' is not an integer row number"):
+        parse_indices("@/etc/passwd", files=False)
+    assert get_kind("ids").all_inputs()[2].parse("@/etc/passwd") == {"id_values": ("@/etc/passwd",)}
+
+
+def test_column_types_are_matched_exactly_or_refused():
+    rating = datasets.ClassLabel(names=["1", "2", "3", "4", "5"])  # names that are digits, ids 0..4
+    ds = datasets.Dataset.from_dict(
+        {"rating": [0, 1, 2, 3, 4, 0], "flag": [True, False, True, False, True, False],
+         "score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+        features=datasets.Features({"rating": rating, "flag": datasets.Value("bool"),
+                                    "score": datasets.Value("float32")}))
+    t = TrainingSplit(ds, np.asarray(ds["rating"]), rating.names)
+    assert select_forget(ForgetSpec.ids("rating", ["1"]), t).tolist() == [0, 5]  # the name "1", as --forget-class
+    assert select_forget(ForgetSpec.ids("flag", ["true"]), t).tolist() == [0, 2, 4]
+    with pytest.raises(UnlearnError, match="ID column 'score' holds float32 values: values are matched exactly"):
+        select_forget(ForgetSpec.ids("score", ["0.1"]), t)
+
+
+def test_a_filter_value_that_matches_nothing_among_several_is_a_typo(table):
+    with pytest.raises(UnlearnError, match="1 of the 2 filter values match no row of 'fine': check their spelling"):
+        select_forget(ForgetSpec(filter_column="fine", filter_value=("maple", "oka")), table)

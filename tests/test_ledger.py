@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import TOKEN
 
@@ -72,20 +73,52 @@ def test_without_the_ledger_the_first_request_comes_back(requests):
     assert ft_alone["metrics"]["unlearned"]["per_class_test_acc"][3] > 50
 
 
-def test_the_newest_request_is_measured_apart_and_the_lineage_holds_digests_only(requests):
+def test_the_newest_request_is_measured_apart_and_the_lineage_holds_digests_only(requests, digits):
     r1, r2 = _report(requests / "r1"), _report(requests / "r2")
     newest = r2["newest_request"]
     assert newest["n_forget"] == r2["data"]["n_forget_request"]
-    assert newest["metrics"]["unlearned"]["ua"] is not None and newest["avg_gap"]["retrain"] == 0.0
+    assert newest["metrics"]["unlearned"]["ua"] == 100.0 and newest["metrics"]["original"]["ua"] == 0.0
     lineage = r2["lineage"]
     assert [e["description"] for e in lineage] == ["class 3", "class 5"] and [e["method"] for e in lineage] == \
         ["rbm", "rbm"]
     assert lineage[0]["forget_ids_sha256"] == r1["forget"]["forget_ids_sha256"]
     assert lineage[0]["n_rows"] == r1["data"]["n_forget"] and "rows" not in lineage[0]
+    assert lineage[-1]["forget_ids_sha256"] == r2["forget"]["forget_ids_sha256"]  # the report's own request
     ledger = Ledger.load(requests / "r2" / LEDGER_FILE)  # the rows live here, locally
     assert [len(r.rows) for r in ledger.requests] == [e["n_rows"] for e in lineage]
-    text = (requests / "r2" / "report.json").read_text()
-    assert str(ledger.requests[0].rows[:3])[1:-1] not in text
+    labels = np.asarray(digits["train"]["label"])
+    assert ledger.requests[0].rows == np.flatnonzero(labels == 3).tolist()
+    assert ledger.requests[1].rows == np.flatnonzero(labels == 5).tolist()
+
+    def lists(node):  # every list of numbers anywhere in the report
+        if isinstance(node, dict):
+            return [x for v in node.values() for x in lists(v)] + (["rows"] if "rows" in node else [])
+        if isinstance(node, list):
+            return [node] if node and all(isinstance(v, int) for v in node) else [x for v in node for x in lists(v)]
+        return []
+
+    found = lists(r2)
+    assert "rows" not in found and not any(len(x) > 20 and x[:20] == ledger.requests[0].rows[:20] for x in found)
+
+
+def test_a_model_that_served_requests_is_refused_without_its_ledger(requests, demo_assets, tmp_path, capsys):
+    """A checkpoint copied without its ledger (or pulled from the Hub): its report's lineage says it served a
+    request, so a new one must not silently put those rows back into D_r."""
+    import shutil
+
+    copy = tmp_path / "r1-copy"
+    shutil.copytree(requests / "r1", copy)
+    (copy / LEDGER_FILE).unlink()
+    capsys.readouterr()
+    assert _run(copy, demo_assets[1], tmp_path / "out", "--forget-class", "5") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: this model has served 1 deletion request (its report's lineage), but no {LEDGER_FILE} "
+                   "was found beside it: pass --ledger PATH (the ledger its run wrote) so that they stay forgotten, "
+                   "or --ledger none to start a new lineage from it")
+    assert not (tmp_path / "out").exists()
+    assert _run(copy, demo_assets[1], tmp_path / "out", "--forget-class", "5", "--ledger",
+                str(requests / "r1" / LEDGER_FILE)) == 0
+    assert _report(tmp_path / "out")["data"]["requests"] == 2
 
 
 def test_the_card_lists_the_requests_and_a_push_leaves_the_ledger_local(requests, hub):

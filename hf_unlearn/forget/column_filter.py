@@ -41,7 +41,11 @@ def select(f: FilterFields, train: TrainingSplit, _seed: int) -> np.ndarray:
         unknown = [v for v in _values(f) if not str(v).isdigit() and str(v) not in feat.names]
         if unknown:
             raise UnlearnError(f"'{unknown[0]}' is not a value of '{column}'; valid: {', '.join(feat.names)}")
-    return match_rows(ds, column, _values(f), "filter").rows
+    found = match_rows(ds, column, _values(f), "filter")
+    if 0 < found.unmatched < found.requested:  # none matching is "the forget set is empty"
+        raise UnlearnError(f"{found.unmatched} of the {found.requested} filter values match no row of '{column}': "
+                           "check their spelling (values are separated by commas)")
+    return found.rows
 
 
 def _describe(f: FilterFields, _seed: int) -> str:

@@ -56,7 +56,8 @@ def _column(raw: Any) -> dict[str, Any]:
 
 
 def _typed(raw: Any) -> dict[str, Any]:
-    return {} if raw in (None, "") else {"id_values": parse_values(str(raw), "ID")}
+    """The app's box: IDs only (a typed ``@path`` is an ID, never a file the server opens)."""
+    return {} if raw in (None, "") else {"id_values": parse_values(str(raw), "ID", files=False)}
 
 
 def _uploaded(path: Any) -> dict[str, Any]:

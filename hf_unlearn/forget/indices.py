@@ -17,9 +17,10 @@ from .kind import ForgetKind, KindInput, TrainingSplit
 from .matching import read_list_file, refuse_a_count
 
 
-def parse_indices(text: str) -> tuple[int, ...]:
-    """Comma/space separated indices, or @FILE with one index per line (or a JSON list)."""
-    if text.startswith("@"):
+def parse_indices(text: str, files: bool = True) -> tuple[int, ...]:
+    """Comma/space separated indices, or @FILE with one index per line (or a JSON list); ``files=False`` (the
+    app's box): numbers only, a typed ``@path`` is never opened."""
+    if files and text.startswith("@"):
         text = " ".join(read_list_file(Path(text[1:]), "index"))
     values = [v for v in text.replace(",", " ").split() if v]
     try:
@@ -52,8 +53,12 @@ def select(f: IndexFields, train: TrainingSplit, _seed: int) -> np.ndarray:
     return uniq
 
 
-def _typed(raw: Any) -> dict[str, Any]:
+def _flag(raw: Any) -> dict[str, Any]:
     return {} if raw is None else {"indices": parse_indices(str(raw))}
+
+
+def _typed(raw: Any) -> dict[str, Any]:
+    return {} if raw is None else {"indices": parse_indices(str(raw), files=False)}
 
 
 def _uploaded(path: Any) -> dict[str, Any]:
@@ -64,8 +69,10 @@ KIND = ForgetKind(
     name="indices", title="row indices", fields=IndexFields, select=select, check=check,
     describe=lambda f, _seed: f"{len(f.indices)} listed rows",
     record=lambda f: {"indices": len(f.indices)},
-    inputs=(KindInput("indices", "row indices: '1,5,9' or @FILE (one per line, or a JSON list)", _typed,
-                      flag="--forget-indices", label="indices: row numbers", widget_args={"placeholder": "3, 17, 42"}),
+    inputs=(KindInput("indices_flag", "row indices: '1,5,9' or @FILE (one per line, or a JSON list)", _flag,
+                      flag="--forget-indices", widget=None, metavar="INDICES"),
+            KindInput("indices", "row indices: '1,5,9'", _typed, label="indices: row numbers",
+                      widget_args={"placeholder": "3, 17, 42"}),
             KindInput("index_file", "a file of row indices (one per line, or a JSON list)", _uploaded,
                       widget="file", label="indices: upload a list (one per line or JSON)")),
 )

@@ -33,47 +33,59 @@ def check_column(dataset: Any, column: str, what: str) -> None:
                            f"{', '.join(dataset.column_names)}")
 
 
-def _native(feature: Any) -> bool:
-    """Whether the column's values are compared as stored (class ids, integers, strings), else as text."""
-    from datasets import ClassLabel, Value
-
-    return isinstance(feature, ClassLabel) or (
-        isinstance(feature, Value) and feature.dtype.startswith(("int", "uint", "string", "large_string")))
-
-
-def _typed(values: tuple[Any, ...], feature: Any, column: str) -> set[Any]:
-    """The requested values as the column stores them (a ``ClassLabel``'s names as their ids)."""
+def _kind_of(feature: Any, column: str, what: str) -> str:
+    """How a column's values are compared: as class ids, integers, booleans or strings; anything else (floats,
+    images, lists) is refused, since an ID list is matched exactly and a float's text is not its value."""
     from datasets import ClassLabel, Value
 
     if isinstance(feature, ClassLabel):
-        out = set()
-        for v in values:
-            text = str(v)
-            if text.isdigit():
-                out.add(int(text))
-            elif text in feature.names:
+        return "class"
+    dtype = getattr(feature, "dtype", None) if isinstance(feature, Value) else None
+    if dtype and dtype.startswith(("int", "uint")):
+        return "int"
+    if dtype == "bool":
+        return "bool"
+    if dtype in ("string", "large_string"):
+        return "string"
+    raise UnlearnError(f"{what} column '{column}' holds {dtype or type(feature).__name__} values: values are "
+                       "matched exactly, so use a string, integer, boolean or class-label column (cast it first)")
+
+
+def _typed(values: tuple[Any, ...], feature: Any, kind: str, column: str) -> set[Any]:
+    """The requested values as the column stores them. A class label is read as a name first, as
+    ``--forget-class`` reads it (star ratings named "1".."5" have ids 0..4), then as an id."""
+    out: set[Any] = set()
+    for position, v in enumerate(values, 1):
+        text = str(v).strip()
+        if kind == "class":
+            if text in feature.names:
                 out.add(feature.str2int(text))
+            elif text.isascii() and text.isdigit() and int(text) < feature.num_classes:
+                out.add(int(text))
             else:
                 out.add(("unknown name", text))  # counted as unmatched, like any value no row holds
-        return out
-    if isinstance(feature, Value) and feature.dtype.startswith(("int", "uint")):
-        try:
-            return {int(str(v).strip()) for v in values}
-        except ValueError:
-            bad = next(v for v in values if not str(v).strip().lstrip("-").isdigit())
-            raise UnlearnError(f"'{bad}' is not an integer, and column '{column}' holds integers: check the "
-                               "values (or the column)") from None
-    return {str(v) for v in values}  # strings, and any other type compared as text
+        elif kind == "int":
+            try:
+                out.add(int(text))
+            except ValueError:
+                raise UnlearnError(f"value {position} of the list is not an integer, and column '{column}' holds "
+                                   "integers: check the values (or the column)") from None
+        elif kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise UnlearnError(f"value {position} of the list is not true/false, and column '{column}' holds "
+                                   "booleans")
+            out.add(text.lower() in ("true", "1"))
+        else:
+            out.add(text)
+    return out
 
 
 def match_rows(dataset: Any, column: str, values: tuple[Any, ...], what: str) -> Match:
     """Training rows whose ``column`` holds one of ``values``; the count of values that matched no row."""
     check_column(dataset, column, what)
     feature = dataset.features[column]
-    wanted = _typed(tuple(values), feature, column)
+    wanted = _typed(tuple(values), feature, _kind_of(feature, column, what), column)
     stored = dataset.select_columns([column])[:][column]  # one list (iterating the lazy column formats each row)
-    if not _native(feature):
-        stored = [str(v) for v in stored]
     rows = np.fromiter((i for i, v in enumerate(stored) if v in wanted), dtype=np.int64)
     present = wanted.intersection(stored)
     return Match(rows, len(wanted), len(wanted) - len(present))
@@ -86,7 +98,7 @@ def read_list_file(path: Path, what: str) -> list[str]:
     except OSError as exc:
         raise UnlearnError(f"cannot read the {what} file '{path}': {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Excel, Notepad) is not part of the first value
     except UnicodeDecodeError:
         text = "\x00"
     if "\x00" in text:
@@ -102,9 +114,11 @@ def read_list_file(path: Path, what: str) -> list[str]:
     return [str(v) for v in items]
 
 
-def parse_values(text: str, what: str) -> tuple[str, ...]:
-    """Values separated by commas, or ``@FILE``: one per line (or a JSON list); duplicates kept once, in order."""
-    values = read_list_file(Path(text[1:]), what) if text.startswith("@") else text.split(",")
+def parse_values(text: str, what: str, files: bool = True) -> tuple[str, ...]:
+    """Values separated by commas, or ``@FILE``: one per line (or a JSON list); duplicates kept once, in order.
+
+    ``files=False`` (a box in the app): the text is values only; a server never opens a path a visitor types."""
+    values = read_list_file(Path(text[1:]), what) if files and text.startswith("@") else text.split(",")
     return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
