@@ -266,8 +266,6 @@ def run_audit(config: RunConfig, n_models: int = DEFAULT_MODELS, *, model: Any =
         # told to the other processes at the gather, so that none waits for this one
         failure = str(exc) if isinstance(exc, UnlearnError) else f"{type(exc).__name__}: {str(exc)[:200]}"
     runs = _gathered(engine, group, runs, failure)
-    if first is not None:
-        first.seed_results = []
     return _score(runs, time.perf_counter() - t0, engine.workers, first)
 
 

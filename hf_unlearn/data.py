@@ -397,7 +397,9 @@ class UnlearnData:
     forget_class_ids: list[int]
     normalizer: PixelNormalizer
     #: with requests served before (a ledger): the newest request's positions in ``forget`` (its own metrics)
+    #: and the classes it alone forgets (``forget_class_ids`` are every request's)
     request_rows: np.ndarray | None = None
+    request_class_ids: list[int] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -561,8 +563,9 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         retain_train_rows = np.sort(rng.choice(retain_rows, size=k, replace=False))
 
     rule = spec.the_kind.test_split(spec.fields, test_labels, class_names)
-    request_rows = None
+    request_rows, request_class_ids = None, None
     if earlier is not None and earlier.requests:  # classes forgotten earlier stay out of TA too
+        request_class_ids = list(rule.forget_class_ids)
         rule = with_classes(rule, earlier.class_ids(), test_labels)
         own = request if request is not None else select_forget(spec, ls.training())
         request_rows = np.searchsorted(forget_rows, own)
@@ -585,6 +588,7 @@ def split_data(ls: LabelledSplits, train: Split, test_all: Split, normalizer: Pi
         forget_class_ids=forget_class_ids,
         normalizer=normalizer,
         request_rows=request_rows,
+        request_class_ids=request_class_ids,
     )
     info = {
         "image_column": ls.image_column,

@@ -72,9 +72,8 @@ class Loaded:
     originals: dict[int, Evaluation] = field(default_factory=dict)
     #: where decoded tensors are cached (another request's splits are built from the same tensors)
     tensor_cache: Path | None = None
-    #: the requests the model already served (D_f is their union with this one) and where it was read
+    #: the requests the model already served (D_f is their union with this one)
     ledger: Ledger | None = None
-    ledger_source: str | None = None
     _start: tuple[Start, dict[str, Any] | None] | None = None
     _identity: dict[str, Any] | None = None
 
@@ -187,17 +186,12 @@ class Loaded:
             self.originals[seed] = evaluation
         return self.originals[seed]
 
-    def dataset_identity(self) -> dict[str, Any]:
-        """The training split a ledger's rows index: the dataset, its commit (Hub) and a digest of its labels."""
-        return dataset_identity(self.config, self.data_res, self.splits)
-
     def own_request(self) -> tuple[np.ndarray, list[int]]:
         """This request's own rows and forgotten classes (the forget set is the union when a ledger is read)."""
-        spec, data = self.config.forget, self.data
+        data = self.data
         if data.request_rows is None:
             return data.forget_rows, list(data.forget_class_ids)
-        rule = spec.the_kind.test_split(spec.fields, self.splits.test_labels, self.splits.class_names)
-        return data.forget_rows[data.request_rows], list(rule.forget_class_ids)
+        return data.forget_rows[data.request_rows], list(data.request_class_ids or [])
 
     def served(self, method: str) -> Ledger:
         """The ledger after this run: the requests served before and this one, with its rows (``none`` returns
@@ -205,15 +199,15 @@ class Loaded:
         from .methods import NONE
         from .report import forget_ids_digest
 
+        before = self.ledger or Ledger(dataset_identity(self.config, self.data_res, self.splits))
         if method == NONE:
-            return self.ledger or Ledger(self.dataset_identity())
-
+            return before
         rows, class_ids = self.own_request()
         request = Request(self.config.forget.kind, self.config.forget.describe(), [int(r) for r in rows], class_ids,
                           forget_ids_digest(rows), method,
                           {k: v for k, v in self.model_res.to_dict().items() if k in ("id", "commit")},
                           {"id": self.data_res.id, "commit": self.data_res.commit})
-        return (self.ledger or Ledger(self.dataset_identity())).served(request)
+        return before.served(request)
 
     def record(self, reference: Reference) -> dict[str, Any]:
         """The report's record of a Retrain reference: its start (and base commit), the recipe it used, where
@@ -271,14 +265,13 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     raise_if_cancelled()
     check_model_labels(net.config, splits.class_names)
     num_channels = int(getattr(net.config, "num_channels", 3) or 3)
-    ledger, where = _ledger(config, model_res, data_res, splits, model is not None, token)
+    ledger = _ledger(config, model_res, data_res, splits, model is not None, token)
     data, data_info = splits.build(config.forget, proc, num_channels, cache_dir=cache, earlier=ledger)
     engine = Engine(options.mixed_precision, options.cpu, options.eval_batch_size, progress,
                     independent=independent)
     data_info["processes"] = engine.world
     return Loaded(config, engine, engine.place(net), proc, splits, data.to(engine.device), data_info, model_res,
-                  data_res, token, model_in_memory=model is not None, tensor_cache=cache, ledger=ledger,
-                  ledger_source=where)
+                  data_res, token, model_in_memory=model is not None, tensor_cache=cache, ledger=ledger)
 
 
 def dataset_identity(config: RunConfig, data_res: Resolved, splits: LabelledSplits) -> dict[str, Any]:
@@ -289,7 +282,7 @@ def dataset_identity(config: RunConfig, data_res: Resolved, splits: LabelledSpli
 
 
 def _ledger(config: RunConfig, model_res: Resolved, data_res: Resolved, splits: LabelledSplits,
-            in_memory: bool, token: str | None) -> tuple[Ledger | None, str | None]:
+            in_memory: bool, token: str | None) -> Ledger | None:
     """The ledger this run continues (named, or the one beside a local model), checked against the dataset. A
     model whose report lists requests it served, with no ledger found, is refused: their rows would come back."""
     model_dir = config.model.id if model_res.local and not in_memory else None
@@ -302,10 +295,10 @@ def _ledger(config: RunConfig, model_res: Resolved, data_res: Resolved, splits: 
                                f"report's lineage), but no {LEDGER_FILE} was found beside it: pass --ledger PATH "
                                "(the ledger its run wrote) so that they stay forgotten, or --ledger none to start a "
                                "new lineage from it")
-        return None, None
+        return None
     ledger = Ledger.load(path)
     ledger.check_dataset(dataset_identity(config, data_res, splits), str(path))
-    return ledger, str(path)
+    return ledger
 
 
 def _dataset(source: DataSource, dataset: Any, token: str | None) -> tuple[Any, Resolved]:

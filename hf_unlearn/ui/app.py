@@ -318,11 +318,11 @@ def build_app() -> Any:
                 return
             audit = job.result
             out = Path(tempfile.mkdtemp(prefix="hf-unlearn-audit-"))
-            write_files(out, audit.files())
+            files = audit.files()
+            write_files(out, files)
             lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
             shown = (audit_status(audit), "\n".join(lines), str(out / "epsilon_hist.png"), audit_table(audit),
-                     [str(out / name) for name in ("audit.json", "audit.md", "audit_confidences.npz",
-                                                   "epsilon_hist.png")])
+                     [str(out / name) for name in files])
             entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
                              f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first)
             state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
