@@ -67,10 +67,12 @@ class UnlearnResult:
         """Files that travel with the checkpoint beyond the model and report: the ledger of the requests served
         (local: a push leaves it out unless asked), and an audit's evidence."""
         from .ledger import LEDGER_FILE
+        from .plots import mia_histogram
 
         audit, ledger = self.artifacts.get("audit"), self.artifacts.get("ledger")
         return {**({LEDGER_FILE: ledger.to_json()} if ledger is not None else {}),
-                **(audit.files() if audit is not None else {})}
+                **(audit.files() if audit is not None else {}),
+                **({"mia.png": mia_histogram(self)} if "original" in self.evaluations else {})}
 
 
 def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *, processor: Any = None,
@@ -135,17 +137,19 @@ def run_seed(loaded: Loaded, method_name: str, settings: Any, seed: int) -> Unle
 
     config, engine, data = loaded.config, loaded.engine, loaded.data
     method = get_method(method_name)
-    set_seed(seed)
+    reference = loaded.reference(seed)  # first: the user sees the long phase start, then the method's
+    set_seed(seed)  # the method's draws are the same whether the reference was trained or read just now
     start_model, own_record = loaded.model, None
     if method.name == "retrain":  # Retrain as the method (a reference report's run) starts where references do
         start_model, settings = loaded.retrain_start(settings, seed)
+    engine.stage(f"unlearning with {method.name}{loaded.seed_position(seed)}")
     edited = run_method(engine, start_model, data, method, settings, seed)
     if method.name == "retrain":
         own_record = loaded.retrain_record(loaded.start_record(), dataclasses.asdict(settings), False,
                                            edited.seconds)
+    engine.stage(f"evaluating{loaded.seed_position(seed)}")
     unlearned = model_outputs(engine, edited.model, data, seed)
     confidence = forget_confidence(unlearned)
-    reference = loaded.reference(seed)
     ref_report = config.reference_report
     evaluations = {"original": loaded.original(seed, reference),
                    "unlearned": evaluate(unlearned, reference.outputs if reference else None)}

@@ -238,7 +238,8 @@ def run_audit(config: RunConfig, n_models: int = DEFAULT_MODELS, *, model: Any =
         config = replace(config, reference="retrain")
     config = replace(config, options=replace(config.options, seeds=None))
     t0 = time.perf_counter()
-    loaded = load(config, model=model, processor=processor, dataset=dataset, token=token, independent=True)
+    loaded = load(config, model=model, processor=processor, dataset=dataset, token=token, progress=progress,
+                  independent=True)
     engine = loaded.engine
     _check_logits_kept(loaded)
     group = _gather_group(engine)  # made while every process is still in step

@@ -245,7 +245,7 @@ def run_comparison(config: RunConfig, methods: Sequence[str] = DEFAULT_METHODS,
         config = replace(config, reference="retrain")
     seeds = config.options.run_seeds
     t0 = time.perf_counter()
-    loaded = load(config, model=model, processor=processor, dataset=dataset, token=token)
+    loaded = load(config, model=model, processor=processor, dataset=dataset, token=token, progress=progress)
     tasks = [(seed, name) for seed in seeds for name in checked]
     by_method: dict[str, list[UnlearnReport]] = {name: [] for name in checked}
     failed: dict[str, str] = {}

@@ -4,6 +4,12 @@ Nothing here touches the network. The digits (1,797 8×8 images) are written
 once as a Hub-style parquet dataset folder and a transformers ResNet is
 trained on them once; both are cached, so the demo and the app start quickly
 and exercise the same loading code as a Hub repo.
+
+The images stay greyscale in the parquet, but the model takes three channels:
+``transformers.pipeline("image-classification")`` and the Hub's inference
+widget convert every input to RGB, so a pushed demo checkpoint has to accept
+RGB to be usable there (the data pipeline converts the "L" images to the
+model's channel count).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import numpy as np
 
 from .hub import default_cache_dir
 
-DEMO_VERSION = 1
+#: Part of the cache folder's name: bumped whenever the assets change (2: the model takes RGB, not one channel),
+#: so that a cache built by an older version is never reused.
+DEMO_VERSION = 2
 DEMO_SEED = 0
 #: The recipe the demo model was trained with; Retrain must use the same one.
 DEMO_RECIPE: dict[str, Any] = {
@@ -25,9 +33,12 @@ DEMO_RECIPE: dict[str, Any] = {
     "weight_decay": 5e-4, "lr_schedule": "cosine", "bn_policy": "train", "augment": "none",
 }
 DEMO_IMAGE_SIZE = 16
+#: RGB, the input the image-classification pipeline and the Hub widget give any model.
+DEMO_NUM_CHANNELS = 3
 
 
 def demo_dir(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir`` itself, or a folder of the default cache named after :data:`DEMO_VERSION`."""
     return Path(cache_dir) if cache_dir else default_cache_dir() / f"demo-v{DEMO_VERSION}"
 
 
@@ -67,8 +78,8 @@ def digits_dataset_folder(root: Path) -> Path:
 def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) -> Path:
     """Train (once) a small transformers ResNet on the digits' train split and save it."""
     folder = root / "digits-resnet"
-    if (folder / "model.safetensors").exists():
-        return folder
+    if (folder / "model.safetensors").exists() and _num_channels(folder) == DEMO_NUM_CHANNELS:
+        return folder  # a one-channel model an older version left in an explicit cache_dir is trained again
     import datasets
     from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
@@ -76,11 +87,13 @@ def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) ->
     from .training import train_original
 
     names = [str(i) for i in range(10)]
-    config = ResNetConfig(num_channels=1, embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
+    config = ResNetConfig(num_channels=DEMO_NUM_CHANNELS, embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
                           layer_type="basic", downsample_in_first_stage=False, num_labels=10,
                           id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    # do_convert_rgb: a greyscale image handed to the processor directly (not through the pipeline) works too
     processor = ViTImageProcessor(size={"height": DEMO_IMAGE_SIZE, "width": DEMO_IMAGE_SIZE},
-                                  image_mean=[0.5], image_std=[0.5])
+                                  image_mean=[0.5] * DEMO_NUM_CHANNELS, image_std=[0.5] * DEMO_NUM_CHANNELS,
+                                  do_convert_rgb=True)
     from accelerate.utils import set_seed
 
     set_seed(DEMO_SEED)
@@ -95,6 +108,16 @@ def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) ->
         shutil.rmtree(folder)
     tmp.rename(folder)
     return folder
+
+
+def _num_channels(model_folder: Path) -> int | None:
+    """The input channels a saved model's config names (None when the config is missing or unreadable)."""
+    import json
+
+    try:
+        return int(json.loads((model_folder / "config.json").read_text()).get("num_channels", 3))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def ensure_demo_assets(cache_dir: str | Path | None = None, progress: Any = None) -> tuple[Path, Path]:

@@ -260,6 +260,11 @@ class Engine:
         if self.progress is not None:
             self.progress(event)
 
+    def stage(self, name: str) -> None:
+        """Say which phase of a job starts ("unlearning with rbm", "evaluating"): the app names it and weighs
+        the time left by it; training events within it carry the steps."""
+        self.emit(stage=name)
+
     def _on_device(self, split: Split) -> Split:
         """The split on the engine's device (a no-op for data already moved there once, see ``UnlearnData.to``)."""
         return split.to(self.device)

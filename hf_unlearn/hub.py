@@ -113,6 +113,8 @@ def with_retries(fn: Any, what: str | None = None, source: str | None = None, re
     loaded, it becomes one :class:`UnlearnError` line; other errors propagate.
     """
     retries = int(os.environ.get("HF_UNLEARN_HUB_RETRIES", "4")) if retries is None else retries
+    if not hub_offline() and not hub_reachable():
+        retries = 0  # nothing to wait for: a cached copy loads at once, anything else fails at once
     backoff = float(os.environ.get("HF_UNLEARN_HUB_BACKOFF", "1")) if backoff is None else backoff
     for attempt in range(retries + 1):
         try:
@@ -141,6 +143,70 @@ def unreachable_message(exc: BaseException, what: str, source: str, retries: int
                     "or raise HF_HUB_DOWNLOAD_TIMEOUT")
     return (f"could not reach the Hub to load {what} '{source}' ({retries} retries): check the network, "
             "or give a local path")
+
+
+#: how long a reachability answer is trusted (a run asks several times; a user may come back online later)
+REACHABLE_TTL_S = 30.0
+_reachable: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection within ``timeout`` seconds.
+
+    Offline, the clients' own retries (``huggingface_hub``'s five, inside this module's four) take over two
+    minutes to give up on a name that cannot even be resolved; one connection attempt settles it in
+    milliseconds. Behind a proxy the endpoint is not dialled directly, so the answer is "yes" and the clients
+    decide. The probe runs in a thread because a hanging name lookup ignores socket timeouts.
+    """
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    cached = _reachable.get(f"{host}:{port}")
+    if cached is not None and time.monotonic() - cached[0] < REACHABLE_TTL_S:
+        return cached[1]
+    answer: list[bool] = []
+
+    def dial() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    probe = threading.Thread(target=dial, daemon=True)
+    probe.start()
+    probe.join(timeout + 0.5)
+    ok = bool(answer and answer[0])
+    _reachable[f"{host}:{port}"] = (time.monotonic(), ok)
+    return ok
+
+
+def require_hub(what: str, source: str, cached: bool = False) -> None:
+    """Refuse at once to load ``source`` from an unreachable Hub (unless it is in the local cache): one line
+    that says so, instead of minutes of retries that end in the same place."""
+    from huggingface_hub import constants
+
+    if cached or hub_offline() or hub_reachable():
+        return
+    raise UnlearnError(f"{what} '{source}' is not a local path and the Hub ({constants.ENDPOINT}) cannot be reached "
+                       "from here: give a local folder, or run where the Hub is reachable")
+
+
+def model_in_cache(source: ModelSource) -> bool:
+    """Whether the Hub cache already holds ``source``'s config (the clients then load it without the network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(source.id, "config.json", revision=source.revision), str)
+    except Exception:  # noqa: BLE001 - an odd id or revision is the loader's to report
+        return False
 
 
 def hub_offline() -> bool:
@@ -192,6 +258,17 @@ def hub_error_message(exc: BaseException, what: str, source: str, revision: str 
     return f"could not load {what} '{source}'{rev}: {first}"
 
 
+def check_model_source(source: ModelSource) -> bool:
+    """True for a local model folder; refuses a malformed id, or a Hub id the Hub cannot serve from here.
+
+    A run checks its model before it downloads a dataset for it, so a wrong model id fails first and fast.
+    """
+    local = check_source("model", source.id, "a model directory or a Hub repo id")
+    if not local:
+        require_hub("model", source.id, cached=model_in_cache(source))
+    return local
+
+
 def load_model(source: ModelSource, *, token: str | None = None, num_labels: int | None = None,
                id2label: dict[int, str] | None = None, processor: bool = True) -> tuple[Any, Any, Resolved]:
     """Load an image classifier and its processor; optionally replace the head.
@@ -202,7 +279,7 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
     """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    local = check_source("model", source.id, "a model directory or a Hub repo id")
+    local = check_model_source(source)
     kwargs: dict[str, Any] = {"revision": source.revision, "token": token}
     if num_labels is not None:
         kwargs.update(num_labels=num_labels, id2label=id2label,
@@ -315,6 +392,8 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
 
     path = source.id
     local = check_source("dataset", path, "a dataset folder, parquet file or Hub id")
+    if not local:
+        require_hub("dataset", path)
     try:
         if local and path.endswith(".parquet"):
             dsd = datasets.load_dataset("parquet", data_files={source.train_split: path})

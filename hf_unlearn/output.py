@@ -71,6 +71,10 @@ def write_files(folder: Path, files: dict[str, str | bytes]) -> None:
             (folder / name).write_text(content)
 
 
+#: the caption of the membership-inference histograms in a saved report
+MIA_CAPTION = "Confidence on forget, retain and test rows (what a membership-inference attack sees)"
+
+
 def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: Any,
                     overwrite: bool = False, mask: Any = None,
                     extra_files: dict[str, str | bytes] | None = None) -> Path:
@@ -90,8 +94,10 @@ def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: 
             processor.save_pretrained(tmp)
         if report is not None:
             (tmp / "report.json").write_text(report.to_json())
-            (tmp / "report.md").write_text(report.summary() + "\n")
             report.plot_per_class(tmp / "per_class.png")
+            images = {"Per-class test accuracy": "per_class.png",
+                      **({MIA_CAPTION: "mia.png"} if "mia.png" in (extra_files or {}) else {})}
+            (tmp / "report.md").write_text(report.document(images) + "\n")
         write_files(tmp, extra_files or {})
         if mask is not None:
             mask.save(tmp / "unlearning_mask.safetensors")
@@ -107,5 +113,28 @@ def save_checkpoint(output_dir: str | Path, model: Any, processor: Any, report: 
         if isinstance(exc, OSError):
             raise UnlearnError(
                 f"could not save to '{output_dir}' ({exc.strerror or exc}): nothing was written") from None
+        raise
+    return target
+
+
+def zip_folder(folder: str | Path, target: str | Path) -> Path:
+    """``folder`` as a zip at ``target`` whose entries sit under the folder's name (unzipped, it is a folder
+    ``from_pretrained`` loads). Written to a temporary name beside ``target`` and renamed, so ``target`` is
+    either the whole archive or absent. Stored, not compressed: weights do not compress, and time matters."""
+    import zipfile
+
+    folder, target = Path(folder), Path(target)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UnlearnError(f"could not write the archive '{target.name}' ({exc.strerror or exc}): nothing was "
+                               "written") from None
         raise
     return target

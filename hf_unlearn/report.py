@@ -227,7 +227,8 @@ class UnlearnReport:
         return "\n".join(out)
 
     def plot_per_class(self, path: str | Path) -> Path:
-        """Bar chart of per-class test accuracy for every model in the report (PNG)."""
+        """Bar chart of per-class test accuracy for every model in the report (PNG): the forgotten classes
+        shaded and their names in red, the legend outside the bars, the title inside the image."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -236,21 +237,67 @@ class UnlearnReport:
 
         names = [n for n, m in self.metrics.items() if m]
         k = len(self.class_names)
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * k + 2), 3.6))
+        forgotten = set(int(i) for i in self.forget.get("class_ids") or [])
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * k + 2.5), PLOT_HEIGHT))
         width = 0.8 / max(len(names), 1)
+        for c in forgotten:
+            ax.axvspan(c - 0.5, c + 0.5, color="#fde2e2", zorder=0)
         for i, n in enumerate(names):
             vals = [np.nan if v is None else v for v in self.metrics[n]["per_class_test_acc"]]
-            ax.bar(np.arange(k) + i * width - 0.4 + width / 2, vals, width, label=n)
+            ax.bar(np.arange(k) + i * width - 0.4 + width / 2, vals, width, label=self.model_label(n), zorder=2)
         ax.set_xticks(np.arange(k), [str(c)[:12] for c in self.class_names], rotation=45 if k > 10 else 0)
+        for c, tick in enumerate(ax.get_xticklabels()):
+            if c in forgotten:
+                tick.set_color("#c62828")
+                tick.set_fontweight("bold")
+        ax.set_xlim(-0.6, k - 0.4)
+        ax.set_xlabel("class" + (" (forgotten: shaded, in red)" if forgotten else ""))
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 105)
-        ax.set_title(f"Per-class test accuracy: {self.method}, forget {self.forget.get('description')}")
-        ax.legend(fontsize=8)
+        ax.set_title(f"Per-class test accuracy: {self.method}, forget {self.forget.get('description')}", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=PLOT_DPI)
         plt.close(fig)
         return path
+
+    def document(self, images: dict[str, str]) -> str:
+        """The run as a Markdown report a person can read and share: the request, the verdict, the metrics table
+        with what each column means, the reference and the plots (``images``: caption → file name beside it)."""
+        from .verdict import reference_line, verdict
+
+        lines = [f"# Unlearning report: {self.method}, forget {self.forget.get('description')}", "",
+                 f"- model: `{(self.sources.get('model') or {}).get('id')}`; dataset: "
+                 f"`{(self.sources.get('dataset') or {}).get('id')}`",
+                 f"- {self.data.get('n_forget')} forget / {self.data.get('n_retain')} retain / "
+                 f"{self.data.get('n_test')} test rows; {self.seeds_text()}",
+                 f"- unlearning time: {self.rte_text()}", "", f"**Verdict:** {verdict(self)}.", "",
+                 "## Metrics (%)", "", self.markdown(), "", metrics_legend(), ""]
+        if self.retrain:
+            lines += [reference_line(self) + ".", ""]
+        for caption, name in images.items():
+            lines += [f"## {caption}", "", f"![{caption}]({name})", ""]
+        return "\n".join(lines)
+
+
+#: the app shows the report's plots side by side: one height, one resolution
+PLOT_HEIGHT = 3.6
+PLOT_DPI = 110
+
+
+def metrics_legend() -> str:
+    """How to read the metrics table, from the registry: each column's meaning and which way is better."""
+    from .metrics import table_metrics
+
+    better = {"higher": "↑ higher is better", "lower": "↓ lower is better",
+              "retrain": "≈R the closer to Retrain the better"}
+    out = ["How to read it: the goal is **Retrain**, the model trained without the forget data. Avg.Gap is the "
+           "mean distance to Retrain over the metrics marked *(in Avg.Gap)*: ↓ lower is better, 0 means "
+           "indistinguishable from Retrain; the untouched model's Avg.Gap is what an edit has to beat.", ""]
+    out += [f"- **{m.label}** ({better[m.direction]}){' *(in Avg.Gap)*' if m.in_gap else ''}: {m.meaning}"
+            for m in table_metrics()]
+    return "\n".join(out)
 
 
 #: what a report's forget record holds besides the request itself (``ForgetSpec.to_dict()``)

@@ -24,7 +24,15 @@ from .data import LabelledSplits, UnlearnData, check_model_labels, labelled_spli
 from .engine import Engine, ProgressFn
 from .errors import UnlearnError
 from .forget import ForgetSpec
-from .hub import Resolved, declared_base, default_cache_dir, load_dataset_dict, load_model, materialise_streams
+from .hub import (
+    Resolved,
+    check_model_source,
+    declared_base,
+    default_cache_dir,
+    load_dataset_dict,
+    load_model,
+    materialise_streams,
+)
 from .ledger import LEDGER_FILE, NO_LEDGER, Ledger, Request, content_digest, requests_served
 from .ledger import find as find_ledger
 from .methods import run_method
@@ -156,6 +164,8 @@ class Loaded:
         key = self.reference_key(recipe, seed)
         cache = references() if config.options.cache_references else None
         ref = _read(cache, key, seed) if cache is not None else None
+        name = f"retrain reference{self.seed_position(seed)}"
+        engine.stage(f"{name} (read from the cache)" if ref is not None else name)
         if not engine.all_agree(ref is not None):  # every process reads, or every process trains
             ref = self._retrain(seed)
             if cache is not None and engine.is_main:
@@ -164,6 +174,11 @@ class Loaded:
         ref.recipe = dataclasses.asdict(recipe)
         self.references[seed] = ref
         return ref
+
+    def seed_position(self, seed: int) -> str:
+        """" 2/3" for the second of a run's three seeds (nothing for a single seed), for the phase names."""
+        seeds = list(self.config.options.run_seeds)
+        return f" {seeds.index(seed) + 1}/{len(seeds)}" if len(seeds) > 1 and seed in seeds else ""
 
     def _retrain(self, seed: int) -> Reference:
         from accelerate.utils import set_seed
@@ -255,9 +270,13 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     ``independent``: under ``accelerate launch`` each process runs whole models of its own (an audit's share
     of its runs), not a share of every batch (:class:`~hf_unlearn.engine.Engine`)."""
     options = config.options
+    if progress is not None:
+        progress({"stage": "preparing data"})
     if options.cache_references and config.retrain_settings is not None:
         references().check_limit()  # a bad HF_UNLEARN_CACHE_MB is an error before anything is loaded
     cache = Path(options.cache_dir) if options.cache_dir else default_cache_dir() / "tensors"
+    if model is None:
+        check_model_source(config.model)  # a wrong model id fails before its dataset is downloaded
     dsd, data_res = _dataset(config.data, dataset, token)
     splits = labelled_splits(dsd, config.data)
     raise_if_cancelled()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 import threading
@@ -45,16 +46,34 @@ def table(out) -> dict[str, list]:
     return {row[0]: row for row in out[2]["data"]}
 
 
+def number(cell: str) -> float:
+    """A table cell's value ("12.34 (+1.2)": the value, then its difference from Retrain)."""
+    return float(str(cell).split()[0])
+
+
+def error_message(shown: str) -> str:
+    """The one line of an error box (it says "Error:" in a red box), or fail."""
+    assert 'class="hfu-error"' in shown and "<b>Error:</b> " in shown, shown
+    return html.unescape(shown.split("<b>Error:</b> ", 1)[1].rsplit("</div>", 1)[0])
+
+
 def test_demo_run_returns_metrics_with_retrain_and_avg_gap(app_url):
     out = run(app_url, method="rbm", epochs=2, with_retrain=True)
     status, log, metrics = out[0], out[1], out[3]
     assert status.startswith("Done: rbm") and "rbm: epoch 2/2" in log
     rows = table(out)
     assert {"original", "rbm (unlearned)", "retrain"} <= set(rows)
-    assert rows["retrain"][-1] == 0.0 and 0 <= rows["rbm (unlearned)"][-1] < rows["original"][-1]
+    assert number(rows["retrain"][-1]) == 0.0
+    assert 0 <= number(rows["rbm (unlearned)"][-1]) < number(rows["original"][-1])
+    # each edited row says how far it is from Retrain: forget acc (≈R) of the original is 100 − Retrain's
+    forget_acc = out[2]["headers"].index("forget acc ≈R")
+    assert rows["original"][forget_acc].endswith(f"({100 - metrics['retrain']['forget_acc']:+.1f})")
     assert metrics["retrain"]["forget_class_test_acc"] <= 5
-    assert out[4].endswith("per_class.png") and out[5].endswith("mia.png") and out[6].endswith(".json")
+    assert out[4].endswith("per_class.png") and out[5].endswith("mia.png")
+    names = [Path(f).name for f in out[6]]
+    assert names == ["hf-unlearn-rbm-class-3.zip", "report.md", "report.json", "per_class.png", "mia.png"]
     assert len(out[7]) == 16  # forget-set image grid
+    assert "Avg.Gap" in out[8] and out[9] == ""  # the note above the table; the progress display is gone
 
 
 def test_loopback_hub_model_runs_through_the_app(app_url, hub, demo_assets):
@@ -135,7 +154,8 @@ def test_two_clients_at_once_each_get_their_own_results(app_url):
 ])
 def test_bad_input_shows_a_message_in_the_page(app_url, hub, kwargs, fragment):
     out = run(app_url, **kwargs)
-    assert out[0].startswith("**Error:** ") and fragment in out[0], out[0]
+    message = error_message(out[0])
+    assert fragment in message, message
     assert "Traceback" not in out[0] and "\n" not in out[0]
 
 
@@ -166,7 +186,7 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     out = c.predict(api_name="/compare", methods=["rbm", "ft"], **NO_FILES,
                     epochs=1, seeds="7,8",
                     with_retrain=True)  # seeds no other test uses: each Retrain is trained here
-    status, log, table, pareto, verdicts, files, history = out
+    _, status, log, table, pareto, verdicts, files, history = out
     assert status.startswith("Done: rbm, ft; forget class 3; seeds 7, 8"), status
     # every comparison runs 'none' too: 3 methods × 2 seeds
     assert "[5/6 ft, seed 8]" in log and "[1/6 rbm, seed 7] retrain" in log and "[4/6 rbm, seed 8] retrain" in log
@@ -180,7 +200,7 @@ def test_compare_runs_several_methods_and_seeds_in_one_view(app_url):
     opened = c.predict(api_name="/open", choice=history["value"])  # the comparison can be opened again
     assert status in opened and verdicts in opened
     bad = c.predict(api_name="/compare", methods=[], **NO_FILES, with_retrain=True)
-    assert bad[0] == "**Error:** choose at least one method to compare"
+    assert error_message(bad[1]) == "choose at least one method to compare"
 
 
 def test_the_app_offers_stored_tuned_settings_beside_the_defaults_and_runs_with_them(app_url, demo_assets):
@@ -206,7 +226,7 @@ def test_the_app_offers_stored_tuned_settings_beside_the_defaults_and_runs_with_
         assert offer({**form, "forget_kind": "class"}).startswith("No tuned settings for **ft**")
         out = run(app_url, forget_kind="random", forget_fraction=0.1, epochs=0)
         assert "**Settings:** ft's tuned settings (the tuned-settings cache): tuned on 2 proxy requests" in out[0]
-        report = json.loads(Path(out[6]).read_text())
+        report = json.loads(Path(next(f for f in out[6] if f.endswith("report.json"))).read_text())
         assert report["settings"]["epochs"] == 2 and report["settings"]["lr"] == 0.002
         unticked = run(app_url, forget_kind="random", forget_fraction=0.1, epochs=0, use_tuned=False)
         assert "**Settings:**" not in unticked[0]
@@ -223,7 +243,7 @@ def test_the_audit_view_scores_the_method_and_push_sends_the_audited_checkpoint(
     c = client(app_url)
     out = c.predict(api_name="/audit", n_models=8, **NO_FILES, method="ft", epochs=1,
                     with_retrain=True)
-    status, log, figure, scores, files, history = out
+    _, status, log, figure, scores, files, history = out
     assert status.startswith("Done: audit of **ft**, forget class 3: 8 unlearned runs"), status
     assert "### Forgetting quality F = " in status and "(ceiling at N = 8: " in status
     assert "F = 1 means no attack tells the unlearned model from retraining" in status
@@ -251,7 +271,7 @@ def test_the_audit_view_scores_the_method_and_push_sends_the_audited_checkpoint(
 
     bad = c.predict(api_name="/audit", n_models=8, **NO_FILES, method="retrain",
                     with_retrain=True)
-    assert bad[0].startswith("**Error:** auditing Retrain against itself measures nothing"), bad[0]
+    assert error_message(bad[1]).startswith("auditing Retrain against itself measures nothing"), bad[1]
 
 
 def test_the_time_left_is_the_pace_so_far_once_a_twentieth_is_done():
@@ -261,3 +281,33 @@ def test_the_time_left_is_the_pace_so_far_once_a_twentieth_is_done():
     assert time_left(10.0, 0.25) == " · about 30 s left"
     assert time_left(60.0, 0.25) == " · about 3 min left"
     assert time_left(60.0, 1.0) == ""
+
+
+@pytest.mark.parametrize("method", ["rbm", "minnorm-og", "ft", "ga", "rl", "neggrad+", "l1-sparse", "salun"])
+def test_each_methods_app_defaults_forget_the_demo_digit_or_the_form_says_what_they_do(app_url, method):
+    """The seed methods forget digit 3 at the app's defaults; for every other method whose defaults do not (or
+    forget by breaking the model), the form's note beside the method says so, and the run bears it out."""
+    from hf_unlearn.ui.views import METHOD_NOTES, method_advice
+
+    out = run(app_url, method=method, epochs=0, use_tuned=False)  # the method's own defaults, as the form shows
+    after = out[3]["unlearned"]
+    if method in ("rbm", "minnorm-og"):
+        assert after["forget_class_test_acc"] <= 5 and method not in METHOD_NOTES, after
+        return
+    note = METHOD_NOTES.get(method)
+    if after["forget_class_test_acc"] > 5:
+        assert note and "does not forget" in note and "97 %" in note, (method, after["forget_class_test_acc"])
+        assert after["forget_class_test_acc"] > 90
+    else:
+        assert note and "break the model" in note, (method, after)
+        assert after["ta"] < 50  # what the note says: the other digits' accuracy collapses
+    assert note in method_advice(method)
+
+
+def test_cancel_with_nothing_running_says_so(app_url):
+    assert client(app_url).predict(api_name="/cancel") == "Nothing is running: there is nothing to cancel."
+
+
+def test_a_model_typed_beside_the_demo_dataset_is_told_what_to_give(app_url):
+    out = run(app_url, model="alice/some-model")  # the dataset box still holds the demo preset
+    assert error_message(out[0]).startswith("the dataset box still holds the demo's digits: give the dataset")

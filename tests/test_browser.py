@@ -30,11 +30,12 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 @pytest.fixture()
 def served_app(demo_assets, hub):
     from hf_unlearn.ui import build_app
+    from hf_unlearn.ui.app import APP_CSS
 
     app = build_app()
     app.queue()
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=APP_CSS)
     yield f"http://127.0.0.1:{port}/"
     app.close()
 
@@ -147,12 +148,14 @@ def test_an_id_list_request_in_a_real_browser(served_app, digits, demo_assets, t
     train.to_parquet(str(folder / "train.parquet"))
     digits["test"].to_parquet(str(folder / "test.parquet"))
     with open_page(served_app, height=1600) as page:
-        for box, value in (("#model input", str(demo_assets[0])), ("#dataset input", str(folder))):
-            page.locator(box).fill(value)
-            page.keyboard.press("Enter")
+        page.locator("#model input").fill(str(demo_assets[0]))
+        page.keyboard.press("Enter")
+        expect(page.locator("#dataset input")).to_have_value("")  # another model never keeps the demo's digits
+        page.locator("#dataset input").fill(str(folder))
+        page.keyboard.press("Enter")
         page.get_by_text("Model and dataset details").click()
         page.get_by_role("button", name="Inspect dataset").click()
-        expect(page.locator("#status")).to_contain_text("columns label, user_id", timeout=60_000)
+        expect(page.locator("#inspect-msg")).to_contain_text("columns label, user_id", timeout=60_000)
         page.locator("#forget-kind").get_by_label("ids").check()
         page.locator("#forget-id-column input").click()
         page.get_by_role("option", name="user_id", exact=True).click()
@@ -164,3 +167,96 @@ def test_an_id_list_request_in_a_real_browser(served_app, digits, demo_assets, t
         expect(status).to_contain_text("1 of the 4 values asked for match no training row")
         assert "stranger" not in status.inner_text()
         page.screenshot(path=str(ARTIFACTS / "ids.png"), full_page=True)
+
+
+def test_walkthrough_at_1400_by_1000(served_app, monkeypatch, tmp_path):
+    """What a new user meets, in a 1400×1000 window: each forget kind shows only its own inputs; the demo run
+    shows one progress display with named phases, then its result; the checkpoint zip downloads and loads with
+    ``from_pretrained``; Cancel leaves a cancelled state with every result panel empty, and the next run works;
+    a wrong Hub id with no Hub reachable fails in under 10 s with one line."""
+    import time
+    import zipfile
+
+    from playwright.sync_api import expect
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from hf_unlearn import hub as hub_module
+    from hf_unlearn.forget import all_kinds
+
+    with open_page(served_app, height=1000) as page:
+        page.screenshot(path=str(ARTIFACTS / "walk-landing.png"))
+        kinds = [k.name for k in all_kinds()]
+        for kind in [*kinds[1:], kinds[0]]:  # every kind, back to the first
+            page.locator("#forget-kind").get_by_label(kind, exact=True).check()
+            expect(page.locator(f"#kind-{kind}")).to_be_visible()
+            for other in kinds:
+                if other != kind:
+                    expect(page.locator(f"#kind-{other}")).to_be_hidden()
+            seed_row = expect(page.locator("#forget-seed-row"))
+            seed_row.to_be_visible() if kind == "random" else seed_row.to_be_hidden()
+        expect(page.locator("#method input")).to_have_value("rbm")
+        expect(page.locator("#short-epochs input")).to_have_value("5")  # the method's own, as in its table
+
+        page.locator("#cancel").click()  # nothing runs yet
+        expect(page.locator("#status")).to_contain_text("Nothing is running")
+
+        page.locator("#use-tuned input").uncheck()
+        clicked = time.perf_counter()
+        page.locator("#run").click()
+        expect(page.locator("#progress .hfu-phase")).to_contain_text(re.compile(
+            "preparing data|retrain reference|unlearning with rbm|evaluating"), timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "walk-running.png"))
+        expect(page.locator("#status")).to_contain_text("Done: rbm, forget class 3.", timeout=300_000)
+        seconds = time.perf_counter() - clicked
+        expect(page.locator("#progress .hfu-progress")).to_have_count(0)  # one display, gone when done
+        expect(page.locator("#metrics")).to_contain_text("rbm (unlearned)")
+        expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "walk-done.png"), full_page=True)
+        print(f"click to result (demo, RBM, digit 3): {seconds:.1f} s")
+
+        with page.expect_download() as download:
+            page.locator('#downloads a[href*="hf-unlearn-rbm-class-3.zip"]').first.click()
+        archive = tmp_path / "checkpoint.zip"
+        download.value.save_as(archive)
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp_path / "unzipped")
+        folder = tmp_path / "unzipped" / "hf-unlearn-rbm-class-3"
+        model = AutoModelForImageClassification.from_pretrained(folder)
+        assert AutoImageProcessor.from_pretrained(folder) is not None
+        assert model.config.id2label[3] == "3" and (folder / "report.md").read_text().count("![") == 2
+
+        page.locator("#short-epochs input").fill("5000")  # long enough to cancel
+        page.locator("#short-epochs input").press("Tab")
+        page.locator("#with-retrain input").uncheck()
+        page.locator("#run").click()
+        expect(page.locator("#progress .hfu-phase")).to_contain_text("unlearning with rbm", timeout=60_000)
+        page.locator("#cancel").click()
+        expect(page.locator("#status .hfu-cancelled")).to_contain_text("Cancelled.", timeout=15_000)
+        expect(page.locator("#progress .hfu-progress")).to_have_count(0)
+        expect(page.locator("#metrics")).not_to_contain_text("rbm (unlearned)")
+        expect(page.locator("#per-class img")).to_have_count(0)
+        expect(page.locator("#downloads")).not_to_contain_text(".zip")
+        assert "Error" not in page.locator("#views").inner_text()  # no red pills on the panels
+        page.screenshot(path=str(ARTIFACTS / "walk-cancelled.png"))
+
+        page.locator("#short-epochs input").fill("5")
+        page.locator("#short-epochs input").press("Tab")
+        page.locator("#run").click()  # the next run works
+        expect(page.locator("#status")).to_contain_text("Done: rbm, forget class 3.", timeout=300_000)
+
+        # no Hub to reach: the endpoint refuses every connection
+        monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{free_port()}")
+        monkeypatch.setattr(hub_module, "_reachable", {})
+        page.locator("#model input").fill("someone/not-a-model")
+        page.keyboard.press("Enter")
+        expect(page.locator("#dataset input")).to_have_value("")
+        page.locator("#dataset input").fill("someone/not-data")
+        page.keyboard.press("Enter")
+        clicked = time.perf_counter()
+        page.locator("#run").click()
+        error = page.locator("#status .hfu-error")
+        expect(error).to_be_visible(timeout=10_000)
+        assert time.perf_counter() - clicked < 10
+        text = error.inner_text()
+        assert "model 'someone/not-a-model'" in text and "cannot be reached" in text and "\n" not in text.strip()
+        page.screenshot(path=str(ARTIFACTS / "walk-offline.png"))

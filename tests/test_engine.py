@@ -119,8 +119,8 @@ def test_fused_relabel_loss_equals_the_two_forward_loss_with_batchnorm_frozen(de
     model, _ = demo_model
     set_bn_policy(model, "freeze")
     gen = torch.Generator().manual_seed(0)
-    batch = {"forget": (torch.randn(5, 1, 16, 16, generator=gen), torch.randint(0, 10, (5,), generator=gen)),
-             "retain": (torch.randn(7, 1, 16, 16, generator=gen), torch.randint(0, 10, (7,), generator=gen))}
+    batch = {"forget": (torch.randn(5, 3, 16, 16, generator=gen), torch.randint(0, 10, (5,), generator=gen)),
+             "retain": (torch.randn(7, 3, 16, 16, generator=gen), torch.randint(0, 10, (7,), generator=gen))}
     grads = []
     for fn in (relabel_loss, fused_relabel_loss):
         model.zero_grad()

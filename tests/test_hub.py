@@ -205,3 +205,38 @@ def test_timm_model_built_offline_pulls_unlearns_and_pushes(hub, demo_assets, tm
     card = ModelCard.load("alice/timm-tiny-unlearned", token=TOKEN)
     assert card.data.base_model == "alice/timm-tiny"
     assert {r.dataset_split for r in card.data.eval_results} == {"forget", "retain", "test"}
+
+
+def test_an_unreachable_hub_fails_a_hub_id_at_once_in_one_line(monkeypatch):
+    """No Hub to reach (the endpoint refuses connections): a Hub id fails in well under a second, naming the
+    model (checked before the dataset), instead of minutes of retries; with_retries does not wait either."""
+    import socket
+    import time
+
+    from hf_unlearn import hub as hub_module
+    from hf_unlearn.config import RunConfig
+    from hf_unlearn.session import load
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{closed}")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_module, "_reachable", {})
+    config = RunConfig.from_keywords(model="someone/not-a-model", dataset="someone/not-data", forget="3")
+    t0 = time.perf_counter()
+    with pytest.raises(UnlearnError) as info:
+        load(config)
+    assert time.perf_counter() - t0 < 2
+    message = str(info.value)
+    assert message.startswith("model 'someone/not-a-model' is not a local path and the Hub") and "\n" not in message
+    assert "cannot be reached from here" in message
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        raise ConnectionError("refused")
+
+    with pytest.raises(UnlearnError, match="could not reach the Hub"):
+        hub_module.with_retries(flaky, "model", "x/y")
+    assert len(calls) == 1  # nothing to wait for

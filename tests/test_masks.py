@@ -106,7 +106,7 @@ def test_rho_outside_open_unit_interval_is_an_error(demo_assets, rho):
 def test_mask_for_another_architecture_is_an_error(demo_assets, data_and_model, tmp_path):
     from transformers import ResNetConfig, ResNetForImageClassification
 
-    other = ResNetForImageClassification(ResNetConfig(num_channels=1, embedding_size=8, hidden_sizes=[8, 8],
+    other = ResNetForImageClassification(ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 8],
                                                       depths=[1, 1], layer_type="basic", num_labels=10))
     data, _ = data_and_model
     m = build_mask(Engine(cpu=True), other, data.retain, data.normalizer, source="retain", rho=0.5, kind="logit",

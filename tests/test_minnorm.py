@@ -66,7 +66,7 @@ def test_rank_deficient_gradients_still_project_exactly():
 
 def test_per_sample_gradients_match_one_backward_per_sample(demo_model):
     model, _ = demo_model
-    x = torch.randn(6, 1, 16, 16)
+    x = torch.randn(6, 3, 16, 16)
     grads = per_sample_output_grads(model, x, chunk_size=4)
     model.eval()
     idx = model(pixel_values=x).logits.argmax(1)

@@ -20,7 +20,7 @@ def _resnet(num_labels: int = 10):
     from transformers import ResNetConfig, ResNetForImageClassification
 
     names = [str(i) for i in range(num_labels)]
-    config = ResNetConfig(num_channels=1, embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
+    config = ResNetConfig(num_channels=3, embedding_size=16, hidden_sizes=[32, 64], depths=[1, 1],
                           layer_type="basic", downsample_in_first_stage=False, num_labels=num_labels,
                           id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     return ResNetForImageClassification(config)

@@ -15,16 +15,33 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
 from ..output import write_files
-from .form import SHORTCUTS, class_pickers, controls, data_source, keywords_from_form, kind_controls
+from .downloads import run_downloads
+from .form import (
+    DEMO,
+    RANDOM_KIND,
+    SHORTCUTS,
+    class_pickers,
+    controls,
+    data_source,
+    is_number,
+    keywords_from_form,
+    kind_controls,
+    preset_details,
+    shortcut_defaults,
+    table_rows,
+    with_settings,
+)
 from .form import pickers as kind_pickers
-from .jobs import Job, follow
+from .jobs import Tracker, follow, run_plan, session_job, start_job
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
+    CANCELLED,
     KEEP_RESULTS,
     audit_headers,
     audit_status,
@@ -32,14 +49,17 @@ from .views import (
     comparison_headers,
     comparison_table,
     comparison_verdicts,
+    error_html,
     forget_gallery,
     history_choices,
+    method_advice,
     metric_headers,
+    metrics_note,
     metrics_table,
-    mia_histogram,
     remember,
     run_status,
     settings_rows,
+    sources_note,
 )
 
 RUN_CONCURRENCY = "unlearning-job"
@@ -68,6 +88,36 @@ def inspect_dataset(values: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     return s.class_names, info
 
 
+#: the page's own styles: the progress display, and outcomes (error, warning, cancelled) that stand out
+APP_CSS = """
+.hfu-progress {border: 1px solid #d1d5db; border-radius: 8px; padding: 10px 14px; background: #f9fafb;}
+.hfu-phase {font-size: 1.05em;}
+.hfu-bar {height: 12px; background: #e5e7eb; border-radius: 6px; overflow: hidden; margin: 8px 0 6px;}
+.hfu-bar span {display: block; height: 100%; background: #f97316; transition: width 0.3s;}
+.hfu-foot {color: #4b5563; font-size: 0.9em;}
+.hfu-error {border: 2px solid #dc2626; background: #fef2f2; color: #7f1d1d; padding: 10px 14px;
+            border-radius: 8px; font-size: 1.05em;}
+.hfu-warning {border: 2px solid #d97706; background: #fffbeb; color: #78350f; padding: 8px 12px;
+              border-radius: 8px;}
+.hfu-cancelled {border: 2px solid #6b7280; background: #f3f4f6; color: #111827; padding: 10px 14px;
+                border-radius: 8px; font-size: 1.05em;}
+.hfu-note {border-left: 4px solid #2563eb; background: #eff6ff; padding: 6px 12px; border-radius: 4px;}
+"""
+
+
+def gradio_hints(fn: Any, gr: Any) -> Any:
+    """Make ``fn``'s ``gr.Request`` / ``gr.OAuthToken`` annotations the classes themselves.
+
+    Gradio fills such parameters by their annotation, but this module's annotations are strings (``from
+    __future__ import annotations``) that name a ``gr`` it imports only inside :func:`build_app`: unresolved,
+    Gradio would pass None (no session for Cancel, no login token for Push on a Space).
+    """
+    for name, hint in list(fn.__annotations__.items()):
+        if isinstance(hint, str) and hint.startswith("gr."):
+            fn.__annotations__[name] = eval(hint, {"gr": gr})  # noqa: S307 - our own annotation text
+    return fn
+
+
 def build_app() -> Any:
     """The app's Blocks (built, not launched)."""
     import gradio as gr
@@ -75,7 +125,10 @@ def build_app() -> Any:
     from ..audit import DEFAULT_MODELS
     from ..forget import available_kinds
     from ..methods import NONE, available_methods
+    from ..presets import find_preset
+    from ..report import metrics_legend
 
+    kinds = available_kinds()
     with gr.Blocks(title="hf-unlearn") as app:
         session = gr.State({})
         gr.Markdown("# hf-unlearn\nMake an image classifier **forget** a class or a subset of its training data, "
@@ -83,30 +136,36 @@ def build_app() -> Any:
         form: dict[str, Any] = {}  # form name → component: the one mapping the Run button hands over
         with gr.Row():
             form.update(controls("sources"))
+        preset_info = gr.Markdown(sources_note(DEMO, online=None), elem_id="preset-info")
         with gr.Accordion("Model and dataset details", open=False):
             with gr.Row():
                 details = controls("details")
-            inspect_btn = gr.Button("Inspect dataset")
+            with gr.Row():
+                inspect_btn = gr.Button("Inspect dataset", scale=0, min_width=160)
+                inspect_msg = gr.Markdown(elem_id="inspect-msg")
             ds_info = gr.JSON(label="Detected")
         form.update(details)
-        with gr.Row():
-            form["forget_kind"] = gr.Radio(available_kinds(), value=available_kinds()[0], label="Forget",
-                                           elem_id="forget-kind")
-            form.update(controls("forget"))
+        form["forget_kind"] = gr.Radio(kinds, value=kinds[0], label="Forget", elem_id="forget-kind")
         by_kind = kind_controls()
         kind_rows = [inputs.pop("__row__") for inputs in by_kind.values()]
         for inputs in by_kind.values():
             form.update(inputs)
+        # only a random draw has a seed of its own
+        with gr.Row(visible=kinds[0] == RANDOM_KIND, elem_id="forget-seed-row") as seed_row:
+            form.update(controls("forget"))
         with gr.Row():
             form.update(controls("run", only=("method",)))
-            for name, (label, value) in SHORTCUTS.items():
-                form[name] = gr.Number(value=value, precision=0, label=label)
+            first = shortcut_defaults(form["method"].value)
+            for name, label in SHORTCUTS.items():
+                form[name] = gr.Number(value=first.get(name, 0), precision=0, label=label, elem_id=f"short-{name}",
+                                       interactive=name in first)
             form.update(controls("run", skip=("method",)))
             form["with_retrain"] = gr.Checkbox(value=True, label="also compute the Retrain reference",
                                                elem_id="with-retrain")
+        method_note = gr.Markdown(method_advice(form["method"].value), elem_id="method-note")
         with gr.Accordion("Method settings (from the method's documentation; edit values)", open=False):
             form["settings"] = gr.Dataframe(settings_rows(form["method"].value), interactive=True, wrap=True,
-                                            headers=["setting", "value", "meaning"])
+                                            headers=["setting", "value", "meaning"], elem_id="settings")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 tuned_info = gr.Markdown(elem_id="tuned-info")
@@ -114,40 +173,49 @@ def build_app() -> Any:
                 form["use_tuned"] = gr.Checkbox(value=True, label="use the tuned settings (your edits above win)",
                                                 elem_id="use-tuned")
                 form["tuned_file"] = gr.File(label="or upload a settings file (hf-unlearn tune)", type="filepath",
-                                             file_types=[".json"], elem_id="tuned-file", height=150)
+                                             file_types=[".json"], elem_id="tuned-file", height=120)
         with gr.Row():
             history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
                                   elem_id="history", interactive=True, scale=4)
         with gr.Tabs(elem_id="views") as views:
             with gr.Tab("Unlearn", id="unlearn"):
                 with gr.Row():
-                    run_btn = gr.Button("Unlearn", variant="primary", elem_id="run")
-                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                    run_btn = gr.Button("Unlearn", variant="primary", elem_id="run", scale=4)
+                    cancel_btn = gr.Button("Cancel", variant="secondary", size="md", elem_id="cancel", scale=1)
+                progress = gr.HTML(elem_id="progress")
                 status = gr.Markdown(elem_id="status")
-                log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True)
-                table = gr.Dataframe(headers=metric_headers(), label="Metrics (%)", elem_id="metrics",
-                                     interactive=False)
+                with gr.Accordion("Log", open=False):  # the progress display above says where the job stands
+                    log = gr.Textbox(show_label=False, lines=4, max_lines=40, autoscroll=True, elem_id="log")
+                note = gr.Markdown(elem_id="metrics-note")
+                table = gr.Dataframe(headers=metric_headers(), label="Metrics (%): value (difference from Retrain)",
+                                     elem_id="metrics", interactive=False, wrap=True)
+                with gr.Accordion("What the columns mean", open=False, elem_id="glossary"):
+                    gr.Markdown(metrics_legend())
                 metrics_json = gr.JSON(label="Metrics (JSON)", visible=False)
-                with gr.Row():
-                    per_class = gr.Image(label="Per-class test accuracy", type="filepath", elem_id="per-class")
-                    mia = gr.Image(label="MIA confidence histograms", type="filepath")
+                with gr.Row(equal_height=True):
+                    per_class = gr.Image(type="filepath", elem_id="per-class", show_label=False, height=340)
+                    mia = gr.Image(type="filepath", elem_id="mia", show_label=False, height=340)
                 gallery = gr.Gallery(label="Forget-set images: prediction before → after", columns=8,
-                                     height="auto")
-                report_file = gr.File(label="Report (JSON)")
+                                     height="auto", elem_id="gallery")
+                downloads = gr.File(label="Downloads: the unlearned checkpoint (zip), the report (Markdown, JSON) "
+                                    "and its plots", file_count="multiple", elem_id="downloads")
             with gr.Tab("Compare methods", id="compare"):
                 gr.Markdown("Runs every chosen method on the request above, each seed against the same Retrain "
                             "reference (trained once per seed, or read from the cache); **none**, the untouched "
                             "model, always runs too, as the baseline an edit must beat. Seeds: the **seeds** box "
-                            "above (empty: the seed alone); epochs and batch size apply to every method.")
+                            "above (empty: the seed alone). Each method uses its own settings; epochs or batch "
+                            "size changed above apply to every method.")
                 with gr.Row():
                     compare_methods = gr.CheckboxGroup([m for m in available_methods() if m != NONE],
                                                        value=list(COMPARE_DEFAULT),
                                                        label="Methods to compare", elem_id="compare-methods",
                                                        scale=4)
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=1)
-                    compare_cancel = gr.Button("Cancel", variant="stop", elem_id="compare-cancel", scale=1)
+                    compare_cancel = gr.Button("Cancel", variant="secondary", elem_id="compare-cancel", scale=0,
+                                               min_width=100)
+                compare_progress = gr.HTML(elem_id="compare-progress")
                 compare_status = gr.Markdown(elem_id="compare-status")
-                compare_log = gr.Textbox(label="Log", lines=4, max_lines=10, autoscroll=True)
+                compare_log = gr.Textbox(label="Log", lines=4, max_lines=8, autoscroll=True)
                 compare_table = gr.Dataframe(headers=comparison_headers(), label="Comparison (mean ± std over "
                                              "the seeds; metrics in %)", elem_id="compare-table",
                                              interactive=False, wrap=True)
@@ -168,9 +236,11 @@ def build_app() -> Any:
                                           label="N: models of each kind (2N runs)",
                                           elem_id="audit-n", scale=2)
                     audit_btn = gr.Button("Audit", variant="primary", elem_id="audit-run", scale=1)
-                    audit_cancel = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
+                    audit_cancel = gr.Button("Cancel", variant="secondary", elem_id="audit-cancel", scale=0,
+                                             min_width=100)
+                audit_progress = gr.HTML(elem_id="audit-progress")
                 audit_status_md = gr.Markdown(elem_id="audit-status")
-                audit_log = gr.Textbox(label="Log", lines=4, max_lines=10, autoscroll=True)
+                audit_log = gr.Textbox(label="Log", lines=4, max_lines=8, autoscroll=True)
                 audit_plot = gr.Image(label="Per-example ε and the most exposed forget examples", type="filepath",
                                       elem_id="audit-hist")
                 audit_scores = gr.Dataframe(headers=audit_headers(), label="Audit scores", elem_id="audit-scores",
@@ -194,65 +264,103 @@ def build_app() -> Any:
         # -------------------------------------------------------------- handlers
 
         def on_kind(kind: str) -> list[Any]:
-            return [gr.update(visible=name == kind) for name in by_kind]
+            return [*(gr.update(visible=name == kind) for name in by_kind), gr.update(visible=kind == RANDOM_KIND)]
 
         pickers = [form[name] for name in class_pickers()]
         columns = [form[name] for name in kind_pickers("columns")]
+        detail_names = list(details)
 
-        def on_inspect(**values: Any) -> tuple[Any, ...]:
+        def on_model(model: str, dataset: str) -> tuple[Any, ...]:
+            """A preset fills the dataset and its details; another model never keeps the demo's dataset."""
+            preset = find_preset(model)
+            if preset is not None:
+                filled = preset_details(preset)
+                return (preset.dataset, *(gr.update(value=filled.get(n, "")) if n in filled else gr.update()
+                                          for n in detail_names), sources_note(model))
+            if (model or "").strip() in ("", DEMO):
+                return (DEMO, *(gr.update() for _ in detail_names), sources_note(DEMO, online=None))
+            keep = gr.update(value="") if dataset == DEMO or find_preset(dataset) else gr.update()
+            return (keep, *(gr.update() for _ in detail_names), sources_note(model))
+
+        def on_method(method: str) -> tuple[Any, ...]:
+            shortcuts = shortcut_defaults(method)
+            return (settings_rows(method), *(gr.update(value=shortcuts.get(n, 0), interactive=n in shortcuts)
+                                             for n in SHORTCUTS), method_advice(method))
+
+        def on_shortcut(rows: Any, *boxes: Any) -> Any:
+            """Editing a box beside the method edits its row of the settings table: one value, shown twice."""
+            return with_settings(rows, dict(zip(SHORTCUTS, boxes, strict=True)))
+
+        def on_settings(rows: Any) -> tuple[Any, ...]:
+            values = dict(table_rows(rows))
+            return tuple(gr.update(value=int(float(values[n]))) if is_number(values.get(n)) else gr.update()
+                         for n in SHORTCUTS)
+
+        def on_inspect(*picked: Any, **values: Any) -> tuple[Any, ...]:
             try:
                 names, info = inspect_dataset(values)
             except UnlearnError as exc:
-                return (*(gr.update() for _ in (*pickers, *columns)), None, f"**Error:** {exc}")
-            picked = [gr.update(choices=names, value=names[:1]) for _ in pickers]
+                return (*(gr.update() for _ in (*pickers, *columns)), None, error_html(str(exc)))
+            kept = [[v for v in (current or []) if v in names] or names[:1] for current in picked]
             listed = [gr.update(choices=info["columns"]) for _ in columns]
-            return (*picked, *listed, info, f"Dataset has {len(names)} classes and the columns "
-                    f"{', '.join(info['columns'])}.")
+            return (*(gr.update(choices=names, value=k) for k in kept), *listed, info,
+                    f"Dataset has {len(names)} classes and the columns {', '.join(info['columns'])}; the "
+                    f"classes to forget stay {', '.join(kept[0]) if kept else '–'}.")
 
-        def on_run(state: dict, progress: Any = gr.Progress(), **values: Any):
+        def on_run(state: dict, request: gr.Request, **values: Any):
             from ..api import run
             from ..config import RunConfig
 
+            clicked = time.perf_counter()
             state = dict(state or {})
             state.pop("result", None)
-            empty = (None, None, None, None, None)  # table, metrics JSON, two plots, report file
+            blank = (None, None, None, None, None, [], "", "")  # table, JSON, plots, files, images, note, progress
             keep = gr.update()
             try:
                 keywords, tuned = apply_tuned(values, keywords_from_form(values))
                 config = dataclasses.replace(RunConfig.from_keywords(**keywords), tuned=tuned)
             except UnlearnError as exc:
-                yield (state, f"**Error:** {exc}", "", *empty, [], keep)
+                yield (state, error_html(str(exc)), "", *blank, keep)
                 return
-            job = Job(lambda **kw: run(config, **kw)).start()
+            job = start_job(request.session_hash, lambda **kw: run(config, **kw))
             state["job"] = job
             lines: list[str] = []
-            yield (state, "Running…", "", *empty, [], keep)
-            for text in follow(job, progress, lines):
-                yield (state, "Running…", text, *empty, [], keep)
+            tracker = Tracker(run_plan(config))
+            yield (state, "", "", *blank[:-1], tracker.html(), keep)
+            for shown_progress, text in follow(job, lines, tracker):
+                yield (state, keep, text, *(keep,) * 7, shown_progress, keep)
+            if job.cancelled:
+                lines.append("cancelled")
+                yield (state, CANCELLED, "\n".join(lines), *blank, keep)
+                return
             if job.error:
-                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, [], keep)
+                yield (state, error_html(job.error), "\n".join(lines), *blank, keep)
                 return
             result = job.result
-            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-ui-"))
             report = result.report
-            (out / "unlearning_report.json").write_text(report.to_json())
-            lines.append(f"done: unlearning took {report.rte_s:.1f} s")
-            shown = (run_status(report),
-                     "\n".join(lines), metrics_table(report), report.to_dict()["metrics"],
-                     str(report.plot_per_class(out / "per_class.png")), str(mia_histogram(result, out / "mia.png")),
-                     str(out / "unlearning_report.json"), forget_gallery(result))
+            try:
+                checkpoint, files = run_downloads(result, Path(tempfile.mkdtemp(prefix="hf-unlearn-ui-")))
+            except UnlearnError as exc:
+                yield (state, error_html(str(exc)), "\n".join(lines), *blank, keep)
+                return
+            seconds = time.perf_counter() - clicked
+            lines.append(f"done: unlearning took {report.rte_s:.1f} s; {seconds:.1f} s from the click to this result")
+            shown = (run_status(report, seconds), "\n".join(lines[-200:]), metrics_table(report),
+                     report.to_dict()["metrics"], str(checkpoint / "per_class.png"),
+                     str(checkpoint / "mia.png") if (checkpoint / "mia.png").exists() else None, files,
+                     forget_gallery(result), metrics_note(report), "")
             entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
                              f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
                                                         if report.avg_gap else ""), "unlearn", shown, result)
             state["result"] = state["history"][-1]["result"]
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
-        def on_compare(state: dict, methods: list[str], progress: Any = gr.Progress(), **values: Any):
+        def on_compare(state: dict, methods: list[str], request: gr.Request, **values: Any):
             from ..compare import run_comparison
             from ..config import RunConfig
 
             state = dict(state or {})
-            empty = (None, None, "", None)  # table, plot, verdicts, files
+            blank = (None, None, "", None)  # table, plot, verdicts, files
             keep = gr.update()
             try:
                 keywords = keywords_from_form(values, per_method=False)
@@ -262,25 +370,29 @@ def build_app() -> Any:
                 shared = {k: v for k, v in keywords.items() if k in SHORTCUTS}  # they win over tuned values
                 under = tuned_for_comparison(values, methods)
             except UnlearnError as exc:
-                yield (state, f"**Error:** {exc}", "", *empty, keep)
+                yield (state, "", error_html(str(exc)), "", *blank, keep)
                 return
-            job = Job(lambda **kw: run_comparison(config, methods, shared, under=under, **kw)).start()
+            job = start_job(request.session_hash,
+                            lambda **kw: run_comparison(config, methods, shared, under=under, **kw))
             state["job"] = job
             lines: list[str] = []
-            yield (state, "Comparing…", "", *empty, keep)
-            for text in follow(job, progress, lines):
-                yield (state, f"Comparing… **{job.progress_text}**", text, *empty, keep)
-            if job.error:
-                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, keep)
+            tracker = Tracker()
+            yield (state, tracker.html(), "", "", *blank, keep)
+            for shown_progress, text in follow(job, lines, tracker):
+                yield (state, shown_progress, keep, text, *(keep,) * 4, keep)
+            if job.cancelled or job.error:
+                lines.append("cancelled" if job.cancelled else "failed")
+                yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
+                       *blank, keep)
                 return
             comparison = job.result
             out = Path(tempfile.mkdtemp(prefix="hf-unlearn-compare-")) / "comparison"
             comparison.save(out)
             lines.append(f"done: {len(methods)} methods × {len(comparison.seeds)} seeds in "
                          f"{comparison.seconds:.1f} s")
-            shown = (f"Done: {', '.join(methods)}; forget {comparison.first.forget.get('description')}; seeds "
+            shown = ("", f"Done: {', '.join(methods)}; forget {comparison.first.forget.get('description')}; seeds "
                      f"{', '.join(map(str, comparison.seeds))}; {comparison.seconds:.1f} s.",
-                     "\n".join(lines), comparison_table(comparison), str(out / "pareto.png"),
+                     "\n".join(lines[-200:]), comparison_table(comparison), str(out / "pareto.png"),
                      comparison_verdicts(comparison),
                      [str(out / name) for name in ("comparison.json", "comparison.md", "pareto.png")])
             entry = remember(state, f"compare {', '.join(methods)}, forget "
@@ -288,13 +400,13 @@ def build_app() -> Any:
                              f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None)
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
-        def on_audit(state: dict, n_models: Any, progress: Any = gr.Progress(), **values: Any):
+        def on_audit(state: dict, n_models: Any, request: gr.Request, **values: Any):
             from ..audit import run_audit
             from ..config import RunConfig
 
             state = dict(state or {})
             state.pop("result", None)  # Push sends this audit's checkpoint or nothing, never an earlier run's
-            empty = (None, None, None)  # figure, scores, files
+            blank = (None, None, None)  # figure, scores, files
             keep = gr.update()
             try:
                 keywords, tuned = apply_tuned(values, keywords_from_form(values))
@@ -304,25 +416,27 @@ def build_app() -> Any:
                 if n not in AUDIT_MODELS:
                     raise UnlearnError(f"choose N among {', '.join(map(str, AUDIT_MODELS))}")
             except (UnlearnError, TypeError, ValueError) as exc:
-                yield (state, f"**Error:** {exc}", "", *empty, keep)
+                yield (state, "", error_html(str(exc)), "", *blank, keep)
                 return
-            job = Job(lambda **kw: run_audit(config, n, **kw)).start()
+            job = start_job(request.session_hash, lambda **kw: run_audit(config, n, **kw))
             state["job"] = job
             lines: list[str] = []
-            working = f"Auditing {config.method}: {2 * n} runs ({n} unlearned, {n} retrained or read from the cache)…"
-            yield (state, working, "", *empty, keep)
-            for text in follow(job, progress, lines, every_step=False):
-                yield (state, f"{working}\n\n**{job.progress_text}**", text, *empty, keep)
-            if job.error:
-                yield (state, f"**Error:** {job.error}", "\n".join(lines), *empty, keep)
+            tracker = Tracker()
+            working = f"Auditing {config.method}: {2 * n} runs ({n} unlearned, {n} retrained or read from the cache)."
+            yield (state, tracker.html(), working, "", *blank, keep)
+            for shown_progress, text in follow(job, lines, tracker, every_step=False):
+                yield (state, shown_progress, keep, text, *blank, keep)
+            if job.cancelled or job.error:
+                yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
+                       *blank, keep)
                 return
             audit = job.result
             out = Path(tempfile.mkdtemp(prefix="hf-unlearn-audit-"))
             files = audit.files()
             write_files(out, files)
             lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
-            shown = (audit_status(audit), "\n".join(lines), str(out / "epsilon_hist.png"), audit_table(audit),
-                     [str(out / name) for name in files])
+            shown = ("", audit_status(audit), "\n".join(lines[-200:]), str(out / "epsilon_hist.png"),
+                     audit_table(audit), [str(out / name) for name in files])
             entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
                              f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first)
             state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
@@ -341,60 +455,69 @@ def build_app() -> Any:
                 state["result"] = entry.get("result")
                 if entry.get("result") is None:
                     own = shown[list(views_outputs).index(entry["view"])]
-                    own[0] = (f"{own[0]}\n\nOnly the last {KEEP_RESULTS} runs keep their model: run this one "
-                              "again to push it.")
+                    at = 0 if entry["view"] == "unlearn" else 1  # the view's status
+                    own[at] = (f"{own[at]}\n\nOnly the last {KEEP_RESULTS} runs keep their model: run this one "
+                               "again to push it.")
             return (state, gr.Tabs(selected=entry["view"]), *(v for part in shown for v in part))
 
-        def on_cancel(state):
-            job = (state or {}).get("job")
-            if job is not None:
-                job.cancel.set()
-            return "Cancelling…"
+        def on_cancel(state: dict, request: gr.Request) -> str:
+            job = session_job(getattr(request, "session_hash", None), state)
+            if job is None or not job.running:
+                return "Nothing is running: there is nothing to cancel."
+            job.cancel.set()
+            return "Cancelling: the job stops at its next step…"
 
         def on_push(state, hub_token, repo_id, private_repo, open_pr, oauth_token: gr.OAuthToken | None = None):
             from ..push import push_to_hub
 
             result = (state or {}).get("result")
             if result is None:
-                return "**Error:** run an unlearning job first; there is nothing to push"
+                return error_html("run an unlearning job first; there is nothing to push")
             if not repo_id:
-                return "**Error:** give the target repo as namespace/name"
+                return error_html("give the target repo as namespace/name")
             token_value = oauth_token.token if oauth_token is not None else (hub_token or None)
             try:
                 info = push_to_hub(result, repo_id.strip(), token=token_value, private=bool(private_repo) or None,
                                    create_pr=bool(open_pr))
             except UnlearnError as exc:
-                return f"**Error:** {exc}"
+                return error_html(str(exc))
             url = info.pr_url or info.commit_url
             return f"Pushed: [{url}]({url})"
 
-        form["forget_kind"].change(on_kind, form["forget_kind"], kind_rows)
-        form["method"].change(settings_rows, form["method"], form["settings"])
+        for handler in (on_run, on_compare, on_audit, on_cancel, on_push):
+            gradio_hints(handler, gr)
+        form["forget_kind"].change(on_kind, form["forget_kind"], [*kind_rows, seed_row])
+        form["model"].change(on_model, [form["model"], form["dataset"]],
+                             [form["dataset"], *(form[n] for n in detail_names), preset_info])
+        shortcut_boxes = [form[n] for n in SHORTCUTS]
+        form["method"].change(on_method, form["method"], [form["settings"], *shortcut_boxes, method_note])
+        for box in shortcut_boxes:
+            box.input(on_shortcut, [form["settings"], *shortcut_boxes], form["settings"])
+        form["settings"].input(on_settings, form["settings"], shortcut_boxes)
         offer_inputs = {k: form[k] for k in ("model", "dataset", *details, "method", "forget_kind", "tuned_file")}
         for name in ("model", "dataset", "method", "forget_kind", "tuned_file"):
             form[name].change(lambda **values: offer(values), inputs_kwargs=offer_inputs, outputs=tuned_info)
         app.load(lambda **values: offer(values), inputs_kwargs=offer_inputs, outputs=tuned_info)
-        inspect_btn.click(on_inspect, inputs_kwargs={k: form[k] for k in ("model", "dataset", *details)},
-                          outputs=[*pickers, *columns, ds_info, status])
-        run_outputs = [status, log, table, metrics_json, per_class, mia, report_file, gallery]
-        compare_outputs = [compare_status, compare_log, compare_table, pareto, verdicts, compare_files]
-        run_evt = run_btn.click(
-            on_run, inputs=[session], inputs_kwargs=form, outputs=[session, *run_outputs, history],
-            api_name="run", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY)
-        cancel_btn.click(on_cancel, session, status, cancels=[run_evt], api_name="cancel", queue=False)
-        compare_evt = compare_btn.click(
-            on_compare, inputs=[session, compare_methods], inputs_kwargs=form,
-            outputs=[session, *compare_outputs, history], api_name="compare", concurrency_limit=1,
-            concurrency_id=RUN_CONCURRENCY, show_progress_on=[pareto])
-        compare_cancel.click(on_cancel, session, compare_status, cancels=[compare_evt], api_name="cancel_compare",
-                             queue=False)
-        audit_outputs = [audit_status_md, audit_log, audit_plot, audit_scores, audit_files]
-        audit_evt = audit_btn.click(
-            on_audit, inputs=[session, audit_n], inputs_kwargs=form, outputs=[session, *audit_outputs, history],
-            api_name="audit", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY,
-            show_progress_on=[audit_plot])  # one bar, where the figure will be; the status and log stay readable
-        audit_cancel.click(on_cancel, session, audit_status_md, cancels=[audit_evt], api_name="cancel_audit",
-                           queue=False)
+        app.load(lambda: sources_note(DEMO), outputs=preset_info)
+        inspect_btn.click(on_inspect, inputs=pickers,
+                          inputs_kwargs={k: form[k] for k in ("model", "dataset", *details)},
+                          outputs=[*pickers, *columns, ds_info, inspect_msg])
+        run_outputs = [status, log, table, metrics_json, per_class, mia, downloads, gallery, note, progress]
+        compare_outputs = [compare_progress, compare_status, compare_log, compare_table, pareto, verdicts,
+                           compare_files]
+        audit_outputs = [audit_progress, audit_status_md, audit_log, audit_plot, audit_scores, audit_files]
+        # the page's own progress display replaces Gradio's, which would cover every output of the job
+        run_btn.click(on_run, inputs=[session], inputs_kwargs=form, outputs=[session, *run_outputs, history],
+                      api_name="run", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
+        cancel_btn.click(on_cancel, session, status, api_name="cancel")
+        compare_btn.click(on_compare, inputs=[session, compare_methods], inputs_kwargs=form,
+                          outputs=[session, *compare_outputs, history], api_name="compare", concurrency_limit=1,
+                          concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
+        compare_cancel.click(on_cancel, session, compare_status, api_name="cancel_compare")
+        audit_btn.click(on_audit, inputs=[session, audit_n], inputs_kwargs=form,
+                        outputs=[session, *audit_outputs, history], api_name="audit", concurrency_limit=1,
+                        concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
+        audit_cancel.click(on_cancel, session, audit_status_md, api_name="cancel_audit")
         history.input(on_open, [session, history], [session, views, *run_outputs, *compare_outputs,
                                                     *audit_outputs], api_name="open")
         push_btn.click(on_push, [session, token, repo, private, create_pr], push_out, api_name="push")
@@ -414,6 +537,7 @@ MAX_UPLOAD = "16mb"
 def launch(**kwargs: Any) -> Any:
     """Build and launch with the production queue."""
     kwargs.setdefault("max_file_size", MAX_UPLOAD)
+    kwargs.setdefault("css", APP_CSS)
     return queued(build_app()).launch(**kwargs)
 
 
@@ -429,5 +553,5 @@ def serve_on_loopback() -> tuple[Any, str]:
         port = s.getsockname()[1]
     app = queued(build_app())
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-               max_file_size=MAX_UPLOAD)
+               max_file_size=MAX_UPLOAD, css=APP_CSS)
     return app, f"http://127.0.0.1:{port}/"

@@ -21,8 +21,12 @@ from ..forget import ForgetSpec, all_kinds, available_kinds, form_name, spec_fro
 DEMO = "demo: digits + small ResNet (offline)"
 #: values the app starts with where they differ from the library's defaults (the app shows a seed method)
 APP_DEFAULTS: dict[str, Any] = {"method": "rbm"}
-#: method settings the app offers on the form itself (0 = the method's default); the rest are in its table
-SHORTCUTS = {"epochs": ("epochs (0 = method default)", 0), "batch_size": ("batch size (0 = default)", 0)}
+#: method settings the app shows beside the method as well as in its table: the two show one value (editing
+#: either changes both, choosing a method resets both to its defaults), and a comparison applies a changed one to
+#: every method
+SHORTCUTS = {"epochs": "epochs", "batch_size": "batch size"}
+#: the forget kind whose draw has a seed of its own (the form shows the forget seed with it alone)
+RANDOM_KIND = "random"
 #: the panels that hold configuration fields, in the page's order
 PANELS = ("sources", "details", "forget", "run")
 
@@ -45,8 +49,11 @@ def input_control(inp: F.Input, name: str | None = None) -> Any:
 
     name, label, args = name or inp.name, inp.label or inp.name, dict(inp.widget_args)
     value = APP_DEFAULTS.get(name, inp.default)
-    if inp.widget == "preset":
-        return gr.Dropdown([DEMO], value=DEMO, allow_custom_value=True, label=label, elem_id=name)
+    if inp.widget == "preset":  # the demo, then the presets of real Hub models (and their datasets)
+        from ..presets import PRESETS
+
+        listed = [p.label for p in PRESETS] if name == "model" else list(dict.fromkeys(p.dataset for p in PRESETS))
+        return gr.Dropdown([DEMO, *listed], value=DEMO, allow_custom_value=True, label=label, elem_id=name)
     if inp.widget == "method":
         return gr.Dropdown(available_methods(), value=value, label=label, elem_id="method")
     if inp.widget == "choice":
@@ -80,7 +87,7 @@ def kind_controls() -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     for i, kind in enumerate(all_kinds()):
-        with gr.Row(visible=i == 0) as row:
+        with gr.Row(visible=i == 0, elem_id=f"kind-{kind.name}") as row:
             out[kind.name] = {form_name(inp.name): input_control(inp, form_name(inp.name))
                               for inp in kind.all_inputs() if inp.widget}
         out[kind.name]["__row__"] = row
@@ -100,8 +107,15 @@ def class_pickers() -> list[str]:
 def resolve_sources(model: str, dataset: str) -> tuple[str, str, dict[str, Any] | None]:
     """Model and dataset ids; the demo preset maps to its cached folders and its training recipe."""
     from ..demo import DEMO_RECIPE, ensure_demo_assets
+    from ..presets import find_preset
 
     model, dataset = (model or "").strip(), (dataset or "").strip()
+    preset = find_preset(model)
+    if preset is not None:
+        model, dataset = preset.model, preset.dataset if not dataset or dataset == preset.label else dataset
+    elif model and model != DEMO and dataset == DEMO:
+        raise UnlearnError("the dataset box still holds the demo's digits: give the dataset this model was trained "
+                           "on (a Hub id or a local folder), or pick a preset")
     if not model or model == DEMO:
         model_dir, data_dir = ensure_demo_assets()
         return str(model_dir), str(data_dir) if not dataset or dataset == DEMO else dataset, DEMO_RECIPE
@@ -140,9 +154,63 @@ def keywords_from_form(values: dict[str, Any], per_method: bool = True) -> dict[
     keywords, recipe = source_keywords(values)
     method = keywords.get("method") or "ft"
     settings = settings_from_rows(method, values.get("settings")) if per_method else {}
+    defaults = shortcut_defaults(method)
     for name in SHORTCUTS:
-        if values.get(name) and int(values[name]) > 0:
+        if values.get(name) and int(values[name]) > 0 and int(values[name]) != defaults.get(name):
             settings[name] = int(values[name])
     kind = values.get("forget_kind") or available_kinds()[0]
     return {**keywords, "forget": spec_from_form(values, kind=kind),
             "reference": "retrain" if values.get("with_retrain") else None, "retrain_settings": recipe, **settings}
+
+
+def shortcut_defaults(method: str) -> dict[str, int]:
+    """The method's own epochs and batch size (what the boxes beside the method show until edited); a method
+    without such a setting has no entry."""
+    from ..methods import get_method
+
+    out = {}
+    for setting in get_method(method).describe_settings():
+        if setting["name"] in SHORTCUTS:
+            try:
+                out[setting["name"]] = int(setting["default"])
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def preset_details(preset: Any) -> dict[str, str]:
+    """The details a preset fills in (form name → value): its dataset's config, splits and columns, and the base
+    Retrain restarts from (several cards name it only in prose, where the run cannot read it)."""
+    return {"dataset_config": preset.dataset_config or "", "train_split": preset.train_split,
+            "test_split": preset.test_split, "image_column": preset.image_column,
+            "label_column": preset.label_column, "retrain_base": preset.base_model or ""}
+
+
+def table_rows(rows: Any) -> list[tuple[str, str]]:
+    """(setting, value) pairs of the settings table, whichever form Gradio hands it over in."""
+    if hasattr(rows, "values"):
+        rows = rows.values.tolist()
+    if isinstance(rows, dict):
+        rows = rows.get("data")
+    return [(str(r[0]), str(r[1])) for r in rows or [] if len(r) >= 2]
+
+
+def with_settings(rows: Any, values: dict[str, Any]) -> list[list[Any]]:
+    """The settings table with ``values`` written into their rows (a box beside the method was edited)."""
+    if hasattr(rows, "values"):
+        rows = rows.values.tolist()
+    if isinstance(rows, dict):
+        rows = rows.get("data")
+    out = [list(r) for r in rows or []]
+    for row in out:
+        if len(row) >= 2 and row[0] in values and is_number(values[row[0]]) and float(values[row[0]]) > 0:
+            row[1] = str(int(float(values[row[0]])))
+    return out
+
+
+def is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

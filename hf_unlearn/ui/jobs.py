@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +25,19 @@ class Job:
         self.error: str | None = None
         #: where the job stands, for the page's status line ("12/64 rbm, seed 5: … · about 2 min left")
         self.progress_text = ""
+        #: the job ended because it was cancelled (its error says so too)
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="hf-unlearn-job", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
 
     def _run(self) -> None:
         try:
             self.result = self.target(progress=self.events.put, cancel=self.cancel)
         except Cancelled:
+            self.cancelled = True
             self.error = "cancelled: the run was stopped and nothing was kept"
         except UnlearnError as exc:
             self.error = str(exc)
@@ -42,8 +51,28 @@ class Job:
         return self
 
 
+#: each browser session's latest job, so that Cancel finds it by the session alone (the page's state can lag a
+#: click behind); weak, so a job no page holds any more is not kept alive here
+_LATEST: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
+
+
+def start_job(session: str | None, target: Callable[..., Any]) -> Job:
+    """Start ``target`` as the session's job (what its Cancel buttons stop)."""
+    job = Job(target).start()
+    if session:
+        _LATEST[session] = job
+    return job
+
+
+def session_job(session: str | None, state: dict[str, Any] | None) -> Job | None:
+    """The job a Cancel click of this session means: the one it started last."""
+    return (_LATEST.get(session) if session else None) or (state or {}).get("job")
+
+
 def log_line(ev: dict[str, Any]) -> str:
     task = f"[{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}] " if "task" in ev else ""
+    if "stage" in ev:
+        return f"{task}{ev['stage']}"
     if "loss" not in ev:  # a task done without training (an audit's reference read from the cache)
         return f"{task}{ev.get('phase')}"
     return (f"{task}{ev.get('phase')}: epoch {ev.get('epoch')}/{ev.get('epochs')} "
@@ -55,39 +84,154 @@ def time_left(elapsed: float, fraction: float) -> str:
     first run's start-up would make the estimate meaningless)."""
     if fraction < 0.05 or fraction >= 1:
         return ""
-    left = elapsed * (1 - fraction) / fraction
+    return seconds_left(elapsed * (1 - fraction) / fraction)
+
+
+def seconds_left(left: float) -> str:
     return f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {max(left, 1):.0f} s left"
 
 
-def follow(job: Job, progress: Any, lines: list[str], every_step: bool = True) -> Any:
-    """Relay a job's events to the page until it ends: the progress bar, and the log's text as it grows.
+#: the cost of a phase, in epochs over the retain set (what a Retrain epoch costs), where it trains no epochs
+PREPARING_EPOCHS = 1.0
+EVALUATING_EPOCHS = 0.5
 
-    A comparison's or an audit's events carry ``task``/``tasks``: the bar then runs once over the whole job,
-    with the time left at its pace so far, which ``job.progress_text`` also holds for the page's status line.
+
+def run_plan(config: Any) -> list[list[Any]]:
+    """A run's phases in order, each ``[name, weight]`` (weight: its cost in retain-set epochs), for the overall
+    bar and the time left: preparing data, then per seed its Retrain reference (if any), the method, the
+    evaluation. A reference read from the cache weighs nothing once the job says so."""
+    seeds = list(config.options.run_seeds)
+    retrain = config.retrain_settings.epochs if config.retrain_settings is not None else 0
+    method_epochs = float(getattr(config.settings, "epochs", 1) or 1)
+    plan: list[list[Any]] = [["preparing data", PREPARING_EPOCHS]]
+    for i in range(len(seeds)):
+        at = f" {i + 1}/{len(seeds)}" if len(seeds) > 1 else ""
+        if retrain:
+            plan.append([f"retrain reference{at}", float(retrain)])
+        plan += [[f"unlearning with {config.method}{at}", method_epochs], [f"evaluating{at}", EVALUATING_EPOCHS]]
+    return plan
+
+
+class Tracker:
+    """Where a job stands, for its one progress display: the phase by name, the phase's own steps, the whole
+    job's share done and the time left.
+
+    A run follows its plan (:func:`run_plan`): the time left is the rest of the plan's weight at the seconds per
+    epoch the training seen so far took. A comparison's or an audit's events carry ``task``/``tasks``: the job's
+    share is the tasks done, and the time left is the pace so far over them.
+    """
+
+    def __init__(self, plan: list[list[Any]] | None = None) -> None:
+        self.plan = [list(p) for p in (plan or [])]
+        self.at = -1
+        self.started = self.phase_started = time.perf_counter()
+        self.phase = "starting"
+        self.detail = ""
+        self.phase_fraction = 0.0
+        self.epoch_seconds: float | None = None
+        self.task: tuple[int, int, str] | None = None
+
+    def feed(self, ev: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if "task" in ev:
+            if self.task is None or ev["task"] != self.task[0]:
+                self.phase_fraction = 0.0
+            self.task = (ev["task"], ev["tasks"], ev["task_name"])
+        if "stage" in ev:
+            self.phase, self.detail, self.phase_fraction, self.phase_started = ev["stage"], "", 0.0, now
+            self._advance(ev["stage"])
+        elif "loss" in ev:
+            self.phase_fraction = ev["step"] / max(ev["steps"], 1)
+            self.detail = f"epoch {ev['epoch']}/{ev['epochs']} · step {ev['step']}/{ev['steps']}"
+            epochs_done = self.phase_fraction * ev["epochs"]
+            if epochs_done > 0 and now > self.phase_started:
+                self.epoch_seconds = (now - self.phase_started) / epochs_done
+        elif "step" in ev:  # a task that ends without training (an audit's reference read from the cache)
+            self.phase_fraction = ev["step"] / max(ev["steps"], 1)
+
+    def _advance(self, stage: str) -> None:
+        for i in range(self.at + 1, len(self.plan)):
+            if stage.startswith(self.plan[i][0]):
+                for skipped in self.plan[self.at + 1:i]:  # phases that did not happen (no reference asked)
+                    skipped[1] = 0.0
+                self.at = i
+                if "read from the cache" in stage:
+                    self.plan[i][1] = 0.0
+                return
+
+    def fraction(self) -> float:
+        if self.task is not None:
+            task, tasks, _ = self.task
+            return min(1.0, (task + self.phase_fraction) / max(tasks, 1))
+        total = sum(w for _, w in self.plan)
+        if self.at < 0 or total <= 0:
+            return 0.0
+        done = sum(w for _, w in self.plan[:self.at]) + self.plan[self.at][1] * self.phase_fraction
+        return min(1.0, done / total)
+
+    def seconds_left(self) -> float | None:
+        """The time left, or None while there is nothing to base it on yet."""
+        elapsed = time.perf_counter() - self.started
+        if self.task is not None:
+            f = self.fraction()
+            return elapsed * (1 - f) / f if 0.05 <= f < 1 else None
+        if self.epoch_seconds is None or self.at < 0:
+            return None
+        rest = self.plan[self.at][1] * (1 - self.phase_fraction) + sum(w for _, w in self.plan[self.at + 1:])
+        return rest * self.epoch_seconds
+
+    def text(self) -> str:
+        """One line: "2/12 rbm, seed 1 · unlearning with rbm · epoch 2/5 · step 30/60 · about 8 s left"."""
+        parts = [f"{self.task[0] + 1}/{self.task[1]} {self.task[2]}"] if self.task else []
+        parts += [self.phase] + ([self.detail] if self.detail else [])
+        left = self.seconds_left()
+        return " · ".join(parts) + (seconds_left(left) if left is not None else "")
+
+    def html(self) -> str:
+        """The progress display: the phase by name, a bar over the whole job, its share, the time spent and left."""
+        import html
+
+        f = self.fraction()
+        left = self.seconds_left()
+        elapsed = time.perf_counter() - self.started
+        task = f"{self.task[0] + 1}/{self.task[1]} {self.task[2]} · " if self.task else ""
+        foot = f"{f:.0%} of the job · {elapsed:.0f} s so far" + (
+            seconds_left(left) if left is not None else " · estimating the time left…")
+        return (f'<div class="hfu-progress" role="progressbar" aria-valuenow="{f * 100:.0f}" aria-valuemin="0" '
+                f'aria-valuemax="100"><div class="hfu-phase">{html.escape(task)}<b>{html.escape(self.phase)}</b>'
+                f'{html.escape(" · " + self.detail) if self.detail else ""}</div>'
+                f'<div class="hfu-bar"><span style="width:{f * 100:.1f}%"></span></div>'
+                f'<div class="hfu-foot">{html.escape(foot)}</div></div>')
+
+
+def follow(job: Job, lines: list[str], tracker: Tracker, every_step: bool = True) -> Any:
+    """Relay a job's events to the page until it ends: yields (the progress display, the log's text) at most
+    four times a second, and at every new phase.
+
     ``every_step=False`` (an audit's many short runs): the log gets one line per finished run, not a dozen.
     """
-    import time
-
-    start = time.perf_counter()
+    last = 0.0
     try:
         while True:
             try:
                 ev = job.events.get(timeout=0.5)
             except queue.Empty:
+                yield tracker.html(), "\n".join(lines[-200:])  # the clock moves while a phase is quiet
                 continue
             if ev is None:
                 return
-            fraction = ev["step"] / max(ev["steps"], 1)
-            desc = f"{ev['phase']} epoch {ev['epoch']}/{ev['epochs']}" if "loss" in ev else ev["phase"]
-            if "task" in ev:
-                fraction = (ev["task"] + fraction) / ev["tasks"]
-                desc = (f"{ev['task'] + 1}/{ev['tasks']} {ev['task_name']}: {desc}"
-                        f"{time_left(time.perf_counter() - start, fraction)}")
-            progress(fraction, desc=desc)
-            job.progress_text = desc
-            finished = ev["step"] == ev["steps"] and ev["epoch"] == ev["epochs"]
-            if finished or (every_step and ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0):
+            tracker.feed(ev)
+            job.progress_text = tracker.text()
+            new_line = "stage" in ev and every_step
+            if "step" in ev:  # a training step, or a task done without training (a cached reference)
+                finished = ev["step"] == ev["steps"] and ev.get("epoch") == ev.get("epochs")
+                new_line = finished or (every_step and "loss" in ev
+                                        and ev["step"] % max(1, ev["steps"] // (ev["epochs"] * 4)) == 0)
+            if new_line:
                 lines.append(log_line(ev))
-                yield "\n".join(lines[-200:])
+            now = time.perf_counter()
+            if new_line or now - last >= 0.25:
+                last = now
+                yield tracker.html(), "\n".join(lines[-200:])
     finally:
         job.cancel.set()  # a cancelled or closed page stops the worker too

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
@@ -14,12 +13,17 @@ def settings_rows(method: str) -> list[list[Any]]:
 
 
 def settings_from_rows(method: str, rows: Any) -> dict[str, str]:
-    """Only the settings the user changed (as strings; the method converts and checks them)."""
+    """Only the settings the user changed (as strings; the method converts and checks them).
+
+    A table with rows of another method's settings is not this method's to read: an API caller who changes only
+    the method sends the form's first table (RBM's), whose lr would otherwise become GA's."""
     defaults = {r[0]: r[1] for r in settings_rows(method)}
     if hasattr(rows, "values"):
         rows = rows.values.tolist()
     if isinstance(rows, dict):  # the API's form of a table
         rows = rows.get("data")
+    if {str(r[0]) for r in rows or [] if len(r) >= 2} - set(defaults):
+        return {}
     out = {}
     for row in rows or []:
         if len(row) >= 2 and row[0] in defaults and str(row[1]).strip() != defaults[row[0]]:
@@ -27,11 +31,80 @@ def settings_from_rows(method: str, rows: Any) -> dict[str, str]:
     return out
 
 
-def run_status(report: Any) -> str:
+def error_html(message: str) -> str:
+    """A failure as the page shows it: one line in a red box, never a traceback."""
+    import html
+
+    return f'<div class="hfu-error">⛔ <b>Error:</b> {html.escape(message, quote=False)}</div>'
+
+
+#: what a cancelled job leaves: every result panel empty, and this
+CANCELLED = ('<div class="hfu-cancelled">⏹ <b>Cancelled.</b> The job was stopped and nothing was kept; the form '
+             "is as you left it: change it or press the button again.</div>")
+
+#: what the demo is, for the line under the sources
+DEMO_NOTE = ("**Demo (offline):** scikit-learn's 8×8 digits (1,437 training and 360 test images) and a small "
+             "ResNet trained on them; a run with its Retrain reference takes a few seconds on a CPU.")
+
+
+def sources_note(model: str, online: bool | None = False) -> str:
+    """The line under the model and dataset: what the demo is, or a preset's size and time on this hardware
+    (and, where the Hub cannot be reached, that the presets cannot run here). ``online=None``: not probed yet."""
+    from ..hub import hub_offline, hub_reachable
+    from ..presets import PRESETS, find_preset
+    from .form import DEMO
+
+    if online is not None:
+        online = not hub_offline() and hub_reachable()
+    offline = ("The presets of real Hub models need the Hub, which cannot be reached from here: offline, only "
+               "the demo and local folders run.") if online is False else ""
+    preset = find_preset(model)
+    if preset is not None:
+        from ..presets import estimate
+
+        warn = f'<div class="hfu-warning">⚠ {offline}</div>\n\n' if offline else ""
+        return (f"{warn}**{preset.architecture} on {preset.dataset}** (`{preset.model}`): "
+                f"{estimate(preset).text()}. {preset.note[:1].upper()}{preset.note[1:]}.")
+    if (model or "").strip() in ("", DEMO):
+        listed = ", ".join(dict.fromkeys(p.architecture for p in PRESETS))
+        return f"{DEMO_NOTE} The model list also has presets of real Hub fine-tunes ({listed}). {offline}".strip()
+    return "Give the dataset this model was trained on (a Hub id or a local folder)."
+
+
+#: what the form says beside a method whose defaults do not forget the demo's digit, or forget it by breaking the
+#: model: measured on the demo (digit 3, seed 0, against Retrain; ``python scripts/app_defaults.py``). RBM and
+#: MinNorm-OG forget it at their defaults (its test accuracy 0.0 % and 2.7 %, Avg.Gap 0.15 and 1.06) and have none.
+METHOD_NOTES: dict[str, str] = {
+    "ft": "On the demo, FT does not forget: the forgotten digit's test accuracy is still 97 % after its default 5 "
+          "epochs, and after 20. Fine-tuning on the kept data fits it without forgetting (the over-parameterised "
+          "case RBM and MinNorm-OG are for); more epochs do not help.",
+    "l1-sparse": "On the demo, ℓ1-sparse does not forget: the forgotten digit's test accuracy is still 97 % after "
+                 "its default 5 epochs, and after 20; more epochs do not help.",
+    "ga": "On the demo, GA does not forget at its defaults: the forgotten digit's test accuracy is still 97 % after "
+          "5 epochs at lr 1e-4, and after 20; at lr 0.01 its loss diverges. Tune it (hf-unlearn tune) before use.",
+    "rl": "On the demo, RL's defaults forget the digit but break the model: test accuracy on the other digits "
+          "falls to 20 % (Avg.Gap 64). Lower its lr or epochs, or tune it.",
+    "neggrad+": "On the demo, NegGrad+'s defaults forget the digit but break the model: test accuracy on the other "
+                "digits falls to 11 % (Avg.Gap 44). Lower its lr or epochs, or tune it.",
+    "salun": "On the demo, SalUn's defaults forget the digit but break the model: test accuracy on the other digits "
+             "falls to 19 % (Avg.Gap 40). Lower its lr or epochs, or tune it.",
+}
+
+
+def method_advice(method: str) -> str:
+    """A line beside the method when its defaults are known not to forget, or to forget by breaking the model
+    (see :data:`METHOD_NOTES`)."""
+    note = METHOD_NOTES.get(method)
+    return f'<div class="hfu-note">ℹ {note}</div>' if note else ""
+
+
+def run_status(report: Any, seconds: float | None = None) -> str:
     """What a finished run says above its table: the request, the verdict and where Retrain came from."""
     from ..verdict import reference_line, verdict
 
     text = f"Done: {report.method}, forget {report.forget.get('description')}."
+    if seconds is not None:
+        text += f" {seconds:.1f} s from the click to this result."
     if report.values_note():
         text += f" {report.values_note()}."
     text += f"\n\n**Verdict** ({report.seeds_text()}): {verdict(report)}."
@@ -47,42 +120,53 @@ def run_status(report: Any) -> str:
     return text + (f"\n\n{reference_line(report)}." if report.retrain else "")
 
 
+#: how a column's header says which way is better
+ARROWS = {"higher": "↑", "lower": "↓", "retrain": "≈R"}
+
+
 def metric_headers() -> list[str]:
     """The empty table's headers before a run: every registered table metric (a run shows those it has)."""
     from ..metrics import table_metrics
 
-    return ["model", *(m.label for m in table_metrics()), "Avg.Gap"]
+    return ["model", *(f"{m.label} {ARROWS[m.direction]}" for m in table_metrics()), "Avg.Gap ↓"]
 
 
 def metrics_table(report: Any) -> dict[str, Any]:
-    """The report's metrics table (a column per registered metric, then Avg.Gap), rounded for the page."""
+    """The report's metrics table for the page: a column per registered metric (its header says which way is
+    better), then Avg.Gap; each model's cell holds its value and, in brackets, its difference from Retrain."""
+    from ..metrics.registry import fmt_pm, shown_columns
+
+    cols = shown_columns(report.metrics.values())
     headers, rows = report.table_rows()
-    return {"headers": headers,
-            "data": [[row[0], *(None if v is None else round(float(v), 2) for v in row[1:])] for row in rows]}
+    spread = report.table_std() or [[None] * len(row) for row in rows]
+    retrain = next((row for row in rows if row[0] == "retrain"), None)
+
+    def cell(j: int, row: list[Any], sd: Any) -> str:
+        text = fmt_pm(row[j], sd)
+        goal = retrain[j] if retrain is not None and row is not retrain and j <= len(cols) else None
+        return text if goal is None or row[j] is None else f"{text} ({float(row[j]) - float(goal):+.1f})"
+
+    return {"headers": ["model", *(f"{c.label} {ARROWS[c.direction]}" for c in cols), f"{headers[-1]} ↓"],
+            "data": [[row[0], *(cell(j, row, sd_row[j]) for j in range(1, len(row)))]
+                     for row, sd_row in zip(rows, spread, strict=True)]}
 
 
-def mia_histogram(result: Any, path: Path) -> Path:
-    """True-label confidence of forget vs retain vs test rows, before and after (the MIA feature)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-    bins = np.linspace(0, 1, 26)
-    for ax, key in zip(axes, ("original", "unlearned"), strict=True):
-        ev = result.evaluations[key]
-        for split in ("forget", "retain", "test"):
-            ax.hist(ev.outputs[split].true_prob, bins=bins, alpha=0.5, density=True, label=split)
-        ax.set_title(f"{key}: true-label confidence")
-        ax.set_xlabel("softmax probability of the true label")
-    axes[0].set_ylabel("density")
-    axes[1].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def metrics_note(report: Any) -> str:
+    """Above the table: the one thing to look at first (Avg.Gap against the untouched model's), as a warning
+    when the edit moved the model away from Retrain."""
+    gaps = report.avg_gap or {}
+    edited, untouched = gaps.get("unlearned"), gaps.get("original")
+    if edited is None or untouched is None:
+        return ("Cells: value in %. Without a Retrain reference there is nothing to measure the distance to: "
+                "tick *also compute the Retrain reference*.")
+    head = (f"Cells: value in % and, in brackets, its difference from **Retrain** (the goal). **Avg.Gap "
+            f"{edited:.2f}** for {report.method}, against **{untouched:.2f}** for the untouched model (lower is "
+            "better).")
+    if report.method != "none" and edited >= untouched:
+        return (f'<div class="hfu-warning">⚠ <b>This edit made things worse:</b> {report.method}\'s Avg.Gap '
+                f"({edited:.2f}) is no better than leaving the model alone ({untouched:.2f}). Try more epochs, "
+                "another method, or Compare methods.</div>\n\n" + head)
+    return head
 
 
 def forget_gallery(result: Any, limit: int = 16) -> list[tuple[Any, str]]:
