@@ -65,14 +65,15 @@ class UnlearnResult:
 
     def extra_files(self) -> dict[str, str | bytes]:
         """Files that travel with the checkpoint beyond the model and report: the ledger of the requests served
-        (local: a push leaves it out unless asked), and an audit's evidence."""
+        (local: a push leaves it out unless asked), an audit's evidence, and the membership-inference histograms
+        (``mia.png``, while the result still holds its evaluations)."""
         from .ledger import LEDGER_FILE
         from .plots import mia_histogram
 
         audit, ledger = self.artifacts.get("audit"), self.artifacts.get("ledger")
+        mia = mia_histogram(self) if self.evaluations else None
         return {**({LEDGER_FILE: ledger.to_json()} if ledger is not None else {}),
-                **(audit.files() if audit is not None else {}),
-                **({"mia.png": mia_histogram(self)} if "original" in self.evaluations else {})}
+                **(audit.files() if audit is not None else {}), **({"mia.png": mia} if mia else {})}
 
 
 def unlearn(model: Any, dataset: Any, forget: Any, method: str = "ft", *, processor: Any = None,

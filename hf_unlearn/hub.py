@@ -113,8 +113,6 @@ def with_retries(fn: Any, what: str | None = None, source: str | None = None, re
     loaded, it becomes one :class:`UnlearnError` line; other errors propagate.
     """
     retries = int(os.environ.get("HF_UNLEARN_HUB_RETRIES", "4")) if retries is None else retries
-    if not hub_offline() and not hub_reachable():
-        retries = 0  # nothing to wait for: a cached copy loads at once, anything else fails at once
     backoff = float(os.environ.get("HF_UNLEARN_HUB_BACKOFF", "1")) if backoff is None else backoff
     for attempt in range(retries + 1):
         try:
@@ -122,6 +120,10 @@ def with_retries(fn: Any, what: str | None = None, source: str | None = None, re
         except Exception as exc:  # noqa: BLE001 - classified below; the last one propagates
             if not is_transient(exc):
                 raise
+            if attempt == retries or not hub_reachable():  # an endpoint that is not there will not come back
+                if what is None:
+                    raise
+                raise UnlearnError(unreachable_message(exc, what, source or "", attempt)) from exc
             if attempt == retries:
                 if what is None:
                     raise
@@ -164,9 +166,10 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     from huggingface_hub import constants
 
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
     url = urlparse(constants.ENDPOINT)
+    proxies = ("HTTPS_PROXY", "https_proxy") if url.scheme == "https" else ("HTTP_PROXY", "http_proxy")
+    if any(os.environ.get(v) for v in (*proxies, "ALL_PROXY", "all_proxy")):
+        return True
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     cached = _reachable.get(f"{host}:{port}")
     if cached is not None and time.monotonic() - cached[0] < REACHABLE_TTL_S:
@@ -196,17 +199,23 @@ def require_hub(what: str, source: str, cached: bool = False) -> None:
     if cached or hub_offline() or hub_reachable():
         return
     raise UnlearnError(f"{what} '{source}' is not a local path and the Hub ({constants.ENDPOINT}) cannot be reached "
-                       "from here: give a local folder, or run where the Hub is reachable")
+                       "from here: give a local folder, run where the Hub is reachable, or set HF_HUB_OFFLINE=1 to "
+                       "use what the Hub cache already holds")
 
 
-def model_in_cache(source: ModelSource) -> bool:
-    """Whether the Hub cache already holds ``source``'s config (the clients then load it without the network)."""
+def in_hub_cache(repo_id: str, filename: str, revision: str | None = None, repo_type: str = "model") -> bool:
+    """Whether the Hub cache already holds ``filename`` of the repo (the clients then load it without the
+    network)."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        return isinstance(try_to_load_from_cache(source.id, "config.json", revision=source.revision), str)
+        return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision, repo_type=repo_type), str)
     except Exception:  # noqa: BLE001 - an odd id or revision is the loader's to report
         return False
+
+
+def model_in_cache(source: ModelSource) -> bool:
+    return in_hub_cache(source.id, "config.json", source.revision)
 
 
 def hub_offline() -> bool:
@@ -393,7 +402,7 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
     path = source.id
     local = check_source("dataset", path, "a dataset folder, parquet file or Hub id")
     if not local:
-        require_hub("dataset", path)
+        require_hub("dataset", path, cached=in_hub_cache(path, "README.md", source.revision, "dataset"))
     try:
         if local and path.endswith(".parquet"):
             dsd = datasets.load_dataset("parquet", data_files={source.train_split: path})

@@ -16,7 +16,7 @@ from .report import PLOT_DPI, PLOT_HEIGHT
 PANELS = {"original": "untouched", "unlearned": "unlearned", "retrain": "Retrain (the goal)"}
 
 
-def mia_histogram(result: Any, path: Path | None = None) -> Path | bytes:
+def mia_histogram(result: Any, path: Path | None = None) -> Path | bytes | None:
     """True-label confidence of the forget, retain and test rows under the untouched, unlearned and Retrain
     models (the feature a confidence-based membership-inference attack reads): forgetting worked when the
     unlearned model's forget histogram looks like Retrain's. Returns the PNG's path, or its bytes without one."""
@@ -27,6 +27,8 @@ def mia_histogram(result: Any, path: Path | None = None) -> Path | bytes:
     import numpy as np
 
     shown = [k for k in PANELS if k in result.evaluations and _has_confidences(result.evaluations[k])]
+    if not shown:
+        return None
     fig, axes = plt.subplots(1, len(shown), figsize=(2.5 * len(shown) + 1.6, PLOT_HEIGHT), sharey=True,
                              squeeze=False)
     bins = np.linspace(0, 1, 26)

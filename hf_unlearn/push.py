@@ -19,7 +19,7 @@ from .errors import UnlearnError
 from .report import UnlearnReport
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json",
-                    "unlearning_mask.safetensors", "per_class.png",
+                    "unlearning_mask.safetensors", "per_class.png", "mia.png",
                     # an audited checkpoint's evidence (hf-unlearn audit): anyone can recompute its score
                     "audit.json", "audit.md", "audit_confidences.npz", "epsilon_hist.png")
 

@@ -268,8 +268,8 @@ class UnlearnReport:
         from .verdict import reference_line, verdict
 
         lines = [f"# Unlearning report: {self.method}, forget {self.forget.get('description')}", "",
-                 f"- model: `{(self.sources.get('model') or {}).get('id')}`; dataset: "
-                 f"`{(self.sources.get('dataset') or {}).get('id')}`",
+                 f"- model: {_source_text(self.sources.get('model'))}; dataset: "
+                 f"{_source_text(self.sources.get('dataset'))}",
                  f"- {self.data.get('n_forget')} forget / {self.data.get('n_retain')} retain / "
                  f"{self.data.get('n_test')} test rows; {self.seeds_text()}",
                  f"- unlearning time: {self.rte_text()}", "", f"**Verdict:** {verdict(self)}.", "",
@@ -279,6 +279,12 @@ class UnlearnReport:
         for caption, name in images.items():
             lines += [f"## {caption}", "", f"![{caption}]({name})", ""]
         return "\n".join(lines)
+
+
+def _source_text(source: dict[str, Any] | None) -> str:
+    """A source as a shared report names it: its Hub id, never a local path (the app's server folders)."""
+    source = source or {}
+    return "a local folder" if source.get("local") else f"`{source.get('id')}`"
 
 
 #: the app shows the report's plots side by side: one height, one resolution

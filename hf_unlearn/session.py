@@ -165,8 +165,10 @@ class Loaded:
         cache = references() if config.options.cache_references else None
         ref = _read(cache, key, seed) if cache is not None else None
         name = f"retrain reference{self.seed_position(seed)}"
-        engine.stage(f"{name} (read from the cache)" if ref is not None else name)
-        if not engine.all_agree(ref is not None):  # every process reads, or every process trains
+        if engine.all_agree(ref is not None):  # every process reads, or every process trains
+            engine.stage(f"{name} (read from the cache)")
+        else:
+            engine.stage(name)
             ref = self._retrain(seed)
             if cache is not None and engine.is_main:
                 ref.folder = _write(cache, key, ref)

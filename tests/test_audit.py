@@ -76,7 +76,9 @@ def test_each_model_is_its_seeds_run_and_the_references_are_the_cached_ones(audi
 
 
 def test_progress_runs_over_the_2n_runs(audited):
-    _, _, events = audited
+    _, _, all_events = audited
+    assert [e for e in all_events if "task" not in e] == [{"stage": "preparing data"}]  # before any run
+    events = [e for e in all_events if "task" in e]
     tasks = {e["task"] for e in events}
     assert tasks == set(range(2 * N)) and {e["tasks"] for e in events} == {2 * N}
     assert {e["task_name"] for e in events if e["task"] == 3} == {"rbm, seed 1"}
@@ -186,6 +188,8 @@ def test_cancel_stops_an_audit_between_its_runs_and_nothing_is_scored(demo_asset
     seen = []
 
     def progress(event):
+        if "task" not in event:  # "preparing data", before the runs
+            return
         seen.append(event["task"])
         if event["task"] == 2:  # seed 1's reference is ready: stop before seed 1's run trains
             cancel.set()

@@ -197,8 +197,8 @@ def test_walkthrough_at_1400_by_1000(served_app, monkeypatch, tmp_path):
         expect(page.locator("#method input")).to_have_value("rbm")
         expect(page.locator("#short-epochs input")).to_have_value("5")  # the method's own, as in its table
 
-        page.locator("#cancel").click()  # nothing runs yet
-        expect(page.locator("#status")).to_contain_text("Nothing is running")
+        page.locator("#cancel").click()  # nothing runs yet: a toast says so, the view stays as it is
+        expect(page.get_by_text("Nothing is running: there is nothing to cancel.")).to_be_visible()
 
         page.locator("#use-tuned input").uncheck()
         clicked = time.perf_counter()

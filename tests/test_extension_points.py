@@ -126,9 +126,13 @@ def test_a_registered_metric_is_in_the_apps_metrics_table(demo_assets, toy_metri
         app.close()
     assert out[0].startswith("Done: ft"), out[0]
     headers, rows = out[2]["headers"], {r[0]: r for r in out[2]["data"]}
-    col = headers.index("forget confidence")
-    assert rows["ft (unlearned)"][col] == pytest.approx(out[3]["unlearned"]["forget_confidence"], abs=0.01)
-    assert rows["retrain"][headers.index("agreement with Retrain")] == 100.0
+    # each header says which way is better; each edited row's cell also its difference from Retrain
+    col = headers.index("forget confidence ≈R")
+    value, gap = rows["ft (unlearned)"][col].split()
+    assert float(value) == pytest.approx(out[3]["unlearned"]["forget_confidence"], abs=0.01)
+    retrain = float(rows["retrain"][col])
+    assert float(gap.strip("()")) == pytest.approx(float(value) - retrain, abs=0.06)
+    assert float(rows["retrain"][headers.index("agreement with Retrain ↑")]) == 100.0
 
 
 # ------------------------------------------------------------------ a toy forget kind: every k-th row

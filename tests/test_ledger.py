@@ -77,7 +77,8 @@ def test_the_newest_request_is_measured_apart_and_the_lineage_holds_digests_only
     r1, r2 = _report(requests / "r1"), _report(requests / "r2")
     newest = r2["newest_request"]
     assert newest["n_forget"] == r2["data"]["n_forget_request"]
-    assert newest["metrics"]["unlearned"]["ua"] == 100.0 and newest["metrics"]["original"]["ua"] == 0.0
+    # the untouched model knows digit 5 (it misses at most a few of its rows); the unlearned one forgot it all
+    assert newest["metrics"]["unlearned"]["ua"] == 100.0 and newest["metrics"]["original"]["ua"] < 5
     lineage = r2["lineage"]
     assert [e["description"] for e in lineage] == ["class 3", "class 5"] and [e["method"] for e in lineage] == \
         ["rbm", "rbm"]

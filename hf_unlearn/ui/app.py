@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ from .views import (
 )
 
 RUN_CONCURRENCY = "unlearning-job"
+NOTHING_TO_CANCEL = "Nothing is running: there is nothing to cancel."
 #: the Audit view's choices of N (models of each kind): an audit costs 2N runs
 AUDIT_MODELS = (8, 16, 32, 64)
 #: the Compare view's first choice: the two seed methods and the strongest baseline
@@ -112,9 +114,9 @@ def gradio_hints(fn: Any, gr: Any) -> Any:
     __future__ import annotations``) that name a ``gr`` it imports only inside :func:`build_app`: unresolved,
     Gradio would pass None (no session for Cancel, no login token for Push on a Space).
     """
-    for name, hint in list(fn.__annotations__.items()):
-        if isinstance(hint, str) and hint.startswith("gr."):
-            fn.__annotations__[name] = eval(hint, {"gr": gr})  # noqa: S307 - our own annotation text
+    import typing
+
+    fn.__annotations__.update(typing.get_type_hints(fn, localns={"gr": gr}))
     return fn
 
 
@@ -129,14 +131,15 @@ def build_app() -> Any:
     from ..report import metrics_legend
 
     kinds = available_kinds()
-    with gr.Blocks(title="hf-unlearn") as app:
+    # Gradio's copies of the files a page shows (plots, downloads) go after six hours: a public Space's disk
+    with gr.Blocks(title="hf-unlearn", delete_cache=(6 * 3600, 6 * 3600)) as app:
         session = gr.State({})
         gr.Markdown("# hf-unlearn\nMake an image classifier **forget** a class or a subset of its training data, "
                     "see how well it forgot and what it kept (against retraining), and push the result to the Hub.")
         form: dict[str, Any] = {}  # form name → component: the one mapping the Run button hands over
         with gr.Row():
             form.update(controls("sources"))
-        preset_info = gr.Markdown(sources_note(DEMO, online=None), elem_id="preset-info")
+        preset_info = gr.Markdown(sources_note(DEMO, probe=False), elem_id="preset-info")
         with gr.Accordion("Model and dataset details", open=False):
             with gr.Row():
                 details = controls("details")
@@ -263,12 +266,17 @@ def build_app() -> Any:
 
         # -------------------------------------------------------------- handlers
 
-        def on_kind(kind: str) -> list[Any]:
-            return [*(gr.update(visible=name == kind) for name in by_kind), gr.update(visible=kind == RANDOM_KIND)]
+        def on_kind(kind: str, retain_fraction: Any) -> list[Any]:
+            """Only the chosen kind's inputs; the forget seed where something is drawn with it (a random forget
+            set, or a retain subsample)."""
+            subsampled = is_number(retain_fraction) and float(retain_fraction) < 1
+            return [*(gr.update(visible=name == kind) for name in by_kind),
+                    gr.update(visible=kind == RANDOM_KIND or subsampled)]
 
         pickers = [form[name] for name in class_pickers()]
         columns = [form[name] for name in kind_pickers("columns")]
         detail_names = list(details)
+        initial_details = {n: details[n].value for n in detail_names}
 
         def on_model(model: str, dataset: str) -> tuple[Any, ...]:
             """A preset fills the dataset and its details; another model never keeps the demo's dataset."""
@@ -277,9 +285,9 @@ def build_app() -> Any:
                 filled = preset_details(preset)
                 return (preset.dataset, *(gr.update(value=filled.get(n, "")) if n in filled else gr.update()
                                           for n in detail_names), sources_note(model))
-            if (model or "").strip() in ("", DEMO):
-                return (DEMO, *(gr.update() for _ in detail_names), sources_note(DEMO, online=None))
-            keep = gr.update(value="") if dataset == DEMO or find_preset(dataset) else gr.update()
+            if (model or "").strip() in ("", DEMO):  # back to the demo: no preset's config, columns or base
+                return (DEMO, *(gr.update(value=initial_details[n]) for n in detail_names), sources_note(DEMO))
+            keep = gr.update(value="") if dataset == DEMO else gr.update()
             return (keep, *(gr.update() for _ in detail_names), sources_note(model))
 
         def on_method(method: str) -> tuple[Any, ...]:
@@ -338,17 +346,24 @@ def build_app() -> Any:
                 return
             result = job.result
             report = result.report
+            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-ui-"))
+            folders = [*state.get("folders", []), str(out)]  # the runs the history can still show keep theirs
+            for old in folders[:-KEEP_RESULTS]:
+                shutil.rmtree(old, ignore_errors=True)
+            state["folders"] = folders[-KEEP_RESULTS:]
             try:
-                checkpoint, files = run_downloads(result, Path(tempfile.mkdtemp(prefix="hf-unlearn-ui-")))
-            except UnlearnError as exc:
-                yield (state, error_html(str(exc)), "\n".join(lines), *blank, keep)
-                return
+                checkpoint, files = run_downloads(result, out)
+                plots = [str(checkpoint / n) if (checkpoint / n).exists() else None
+                         for n in ("per_class.png", "mia.png")]
+                failed = ""
+            except UnlearnError as exc:  # the results stand; only the files are missing
+                plots, files = [None, None], []
+                failed = error_html(f"the downloads could not be written ({exc}); the results above are complete")
             seconds = time.perf_counter() - clicked
             lines.append(f"done: unlearning took {report.rte_s:.1f} s; {seconds:.1f} s from the click to this result")
             shown = (run_status(report, seconds), "\n".join(lines[-200:]), metrics_table(report),
-                     report.to_dict()["metrics"], str(checkpoint / "per_class.png"),
-                     str(checkpoint / "mia.png") if (checkpoint / "mia.png").exists() else None, files,
-                     forget_gallery(result), metrics_note(report), "")
+                     report.to_dict()["metrics"], *plots, files, forget_gallery(result),
+                     failed + metrics_note(report), "")
             entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
                              f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
                                                         if report.avg_gap else ""), "unlearn", shown, result)
@@ -460,10 +475,11 @@ def build_app() -> Any:
                                "again to push it.")
             return (state, gr.Tabs(selected=entry["view"]), *(v for part in shown for v in part))
 
-        def on_cancel(state: dict, request: gr.Request) -> str:
+        def on_cancel(state: dict, request: gr.Request) -> Any:
             job = session_job(getattr(request, "session_hash", None), state)
-            if job is None or not job.running:
-                return "Nothing is running: there is nothing to cancel."
+            if job is None or not job.running:  # a toast: the view keeps the result it shows
+                gr.Info(NOTHING_TO_CANCEL)
+                return gr.update()
             job.cancel.set()
             return "Cancelling: the job stops at its next step…"
 
@@ -486,7 +502,8 @@ def build_app() -> Any:
 
         for handler in (on_run, on_compare, on_audit, on_cancel, on_push):
             gradio_hints(handler, gr)
-        form["forget_kind"].change(on_kind, form["forget_kind"], [*kind_rows, seed_row])
+        for name in ("forget_kind", "retain_fraction"):
+            form[name].change(on_kind, [form["forget_kind"], form["retain_fraction"]], [*kind_rows, seed_row])
         form["model"].change(on_model, [form["model"], form["dataset"]],
                              [form["dataset"], *(form[n] for n in detail_names), preset_info])
         shortcut_boxes = [form[n] for n in SHORTCUTS]

@@ -20,8 +20,11 @@ REPORT_FILES = ("report.md", "report.json", "per_class.png", "mia.png")
 
 def archive_name(report: Any) -> str:
     """"hf-unlearn-rbm-class-3": the method and the request, as a file name."""
-    request = re.sub(r"[^A-Za-z0-9]+", "-", str(report.forget.get("description") or "request")).strip("-")
-    return f"hf-unlearn-{report.method}-{request[:40]}".lower()
+    def slug(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+    request = slug(str(report.forget.get("description") or "request"))[:40]
+    return f"hf-unlearn-{slug(str(report.method)) or 'method'}-{request}".lower()
 
 
 def run_downloads(result: Any, folder: Path) -> tuple[Path, list[str]]:

@@ -11,6 +11,7 @@ appear in that panel; nothing here lists them by hand.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from .. import fields as F
@@ -112,7 +113,7 @@ def resolve_sources(model: str, dataset: str) -> tuple[str, str, dict[str, Any] 
     model, dataset = (model or "").strip(), (dataset or "").strip()
     preset = find_preset(model)
     if preset is not None:
-        model, dataset = preset.model, preset.dataset if not dataset or dataset == preset.label else dataset
+        model, dataset = preset.model, preset.dataset if dataset in ("", DEMO, preset.label) else dataset
     elif model and model != DEMO and dataset == DEMO:
         raise UnlearnError("the dataset box still holds the demo's digits: give the dataset this model was trained "
                            "on (a Hub id or a local folder), or pick a preset")
@@ -130,6 +131,11 @@ def source_keywords(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     inputs = tuple(inp for panel in PANELS for inp in panel_inputs(panel) if inp.name in wanted)
     keywords = F.parse_inputs(inputs, values)
     model, dataset, recipe = resolve_sources(values.get("model", ""), values.get("dataset", ""))
+    from ..presets import find_preset
+
+    preset = find_preset(values.get("model", ""))
+    if preset is not None and dataset == preset.dataset:  # an API caller naming a preset gets its details too
+        keywords.update({k: v for k, v in preset_details(preset).items() if v and not keywords.get(k)})
     return {**keywords, "model": model, "dataset": dataset}, recipe
 
 
@@ -149,15 +155,21 @@ def keywords_from_form(values: dict[str, Any], per_method: bool = True) -> dict[
     ``per_method=False`` (a comparison): the settings table, which belongs to the chosen method, is left out;
     the epochs and batch-size boxes still apply.
     """
+    from ..methods import get_method
     from .views import settings_from_rows
 
     keywords, recipe = source_keywords(values)
     method = keywords.get("method") or "ft"
     settings = settings_from_rows(method, values.get("settings")) if per_method else {}
-    defaults = shortcut_defaults(method)
+    # a box is an edit where it differs from the table's own row (the page keeps the two equal; an API caller who
+    # sends only ``epochs=1`` edits it), and only for a setting the method has
+    shown = dict(table_rows(values.get("settings")))
+    own = {s["name"] for s in get_method(method).describe_settings()}
     for name in SHORTCUTS:
-        if values.get(name) and int(values[name]) > 0 and int(values[name]) != defaults.get(name):
-            settings[name] = int(values[name])
+        value = values.get(name)
+        if is_number(value) and math.isfinite(float(value)) and int(float(value)) > 0 and name in own \
+                and str(int(float(value))) != shown.get(name):
+            settings[name] = int(float(value))
     kind = values.get("forget_kind") or available_kinds()[0]
     return {**keywords, "forget": spec_from_form(values, kind=kind),
             "reference": "retrain" if values.get("with_retrain") else None, "retrain_settings": recipe, **settings}
@@ -186,31 +198,34 @@ def preset_details(preset: Any) -> dict[str, str]:
             "label_column": preset.label_column, "retrain_base": preset.base_model or ""}
 
 
-def table_rows(rows: Any) -> list[tuple[str, str]]:
-    """(setting, value) pairs of the settings table, whichever form Gradio hands it over in."""
+def table_lists(rows: Any) -> list[list[Any]]:
+    """The settings table as lists of cells, whichever form Gradio hands it over in (a DataFrame in the page,
+    ``{"headers", "data"}`` through the API, plain lists from a caller)."""
     if hasattr(rows, "values"):
         rows = rows.values.tolist()
     if isinstance(rows, dict):
         rows = rows.get("data")
-    return [(str(r[0]), str(r[1])) for r in rows or [] if len(r) >= 2]
+    return [list(r) for r in rows or []]
+
+
+def table_rows(rows: Any) -> list[tuple[str, str]]:
+    """(setting, value) pairs of the settings table; blank rows (one a user added) are skipped."""
+    return [(str(r[0]).strip(), str(r[1]).strip()) for r in table_lists(rows) if len(r) >= 2 and str(r[0]).strip()]
 
 
 def with_settings(rows: Any, values: dict[str, Any]) -> list[list[Any]]:
     """The settings table with ``values`` written into their rows (a box beside the method was edited)."""
-    if hasattr(rows, "values"):
-        rows = rows.values.tolist()
-    if isinstance(rows, dict):
-        rows = rows.get("data")
-    out = [list(r) for r in rows or []]
+    out = table_lists(rows)
     for row in out:
-        if len(row) >= 2 and row[0] in values and is_number(values[row[0]]) and float(values[row[0]]) > 0:
-            row[1] = str(int(float(values[row[0]])))
+        value = values.get(row[0]) if len(row) >= 2 else None
+        if is_number(value) and float(value) > 0:
+            row[1] = str(int(float(value)))
     return out
 
 
 def is_number(value: Any) -> bool:
+    """A finite number (what a numeric box may hold; "nan" and "inf" are not settings)."""
     try:
-        float(value)
+        return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-    return True

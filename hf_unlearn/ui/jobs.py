@@ -23,8 +23,6 @@ class Job:
         self.events: queue.Queue = queue.Queue()
         self.result: Any = None
         self.error: str | None = None
-        #: where the job stands, for the page's status line ("12/64 rbm, seed 5: … · about 2 min left")
-        self.progress_text = ""
         #: the job ended because it was cancelled (its error says so too)
         self.cancelled = False
         self.thread = threading.Thread(target=self._run, name="hf-unlearn-job", daemon=True)
@@ -79,14 +77,6 @@ def log_line(ev: dict[str, Any]) -> str:
             f"step {ev.get('step')}/{ev.get('steps')} loss {ev['loss']:.4f}")
 
 
-def time_left(elapsed: float, fraction: float) -> str:
-    """The rest (" · about 2 min left") of a job at its pace so far (nothing until a twentieth is done, when a
-    first run's start-up would make the estimate meaningless)."""
-    if fraction < 0.05 or fraction >= 1:
-        return ""
-    return seconds_left(elapsed * (1 - fraction) / fraction)
-
-
 def seconds_left(left: float) -> str:
     return f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {max(left, 1):.0f} s left"
 
@@ -112,6 +102,14 @@ def run_plan(config: Any) -> list[list[Any]]:
     return plan
 
 
+RETRAIN = "retrain reference"
+
+
+def _kind(phase: str) -> str:
+    """Which pace a phase runs at: Retrain's, or a method's (preparing and evaluating go at Retrain's)."""
+    return "method" if phase.startswith("unlearning with") else RETRAIN
+
+
 class Tracker:
     """Where a job stands, for its one progress display: the phase by name, the phase's own steps, the whole
     job's share done and the time left.
@@ -122,13 +120,17 @@ class Tracker:
     """
 
     def __init__(self, plan: list[list[Any]] | None = None) -> None:
-        self.plan = [list(p) for p in (plan or [])]
+        #: [name, weight, planned weight]: a cached reference weighs nothing, one trained after all its planned
+        #: weight again
+        self.plan = [[name, weight, weight] for name, weight in (plan or [])]
         self.at = -1
         self.started = self.phase_started = time.perf_counter()
         self.phase = "starting"
         self.detail = ""
         self.phase_fraction = 0.0
-        self.epoch_seconds: float | None = None
+        #: seconds per epoch, measured apart for Retrain (epochs over the retain set) and for the methods (some
+        #: run their epochs over the small forget set alone)
+        self.pace: dict[str, float] = {}
         self.task: tuple[int, int, str] | None = None
 
     def feed(self, ev: dict[str, Any]) -> None:
@@ -145,7 +147,7 @@ class Tracker:
             self.detail = f"epoch {ev['epoch']}/{ev['epochs']} · step {ev['step']}/{ev['steps']}"
             epochs_done = self.phase_fraction * ev["epochs"]
             if epochs_done > 0 and now > self.phase_started:
-                self.epoch_seconds = (now - self.phase_started) / epochs_done
+                self.pace[_kind(self.phase)] = (now - self.phase_started) / epochs_done
         elif "step" in ev:  # a task that ends without training (an audit's reference read from the cache)
             self.phase_fraction = ev["step"] / max(ev["steps"], 1)
 
@@ -155,18 +157,22 @@ class Tracker:
                 for skipped in self.plan[self.at + 1:i]:  # phases that did not happen (no reference asked)
                     skipped[1] = 0.0
                 self.at = i
-                if "read from the cache" in stage:
-                    self.plan[i][1] = 0.0
+                if "read from the cache" in stage:  # the same request's other seeds are likely cached too
+                    for entry in self.plan[i:]:
+                        if entry[0].startswith(RETRAIN):
+                            entry[1] = 0.0
+                else:
+                    self.plan[i][1] = self.plan[i][2]
                 return
 
     def fraction(self) -> float:
         if self.task is not None:
             task, tasks, _ = self.task
             return min(1.0, (task + self.phase_fraction) / max(tasks, 1))
-        total = sum(w for _, w in self.plan)
+        total = sum(w for _, w, _ in self.plan)
         if self.at < 0 or total <= 0:
             return 0.0
-        done = sum(w for _, w in self.plan[:self.at]) + self.plan[self.at][1] * self.phase_fraction
+        done = sum(w for _, w, _ in self.plan[:self.at]) + self.plan[self.at][1] * self.phase_fraction
         return min(1.0, done / total)
 
     def seconds_left(self) -> float | None:
@@ -175,10 +181,12 @@ class Tracker:
         if self.task is not None:
             f = self.fraction()
             return elapsed * (1 - f) / f if 0.05 <= f < 1 else None
-        if self.epoch_seconds is None or self.at < 0:
+        if not self.pace or self.at < 0:
             return None
-        rest = self.plan[self.at][1] * (1 - self.phase_fraction) + sum(w for _, w in self.plan[self.at + 1:])
-        return rest * self.epoch_seconds
+        fallback = self.pace.get(RETRAIN, next(iter(self.pace.values())))
+        rest = [(self.plan[self.at][0], self.plan[self.at][1] * (1 - self.phase_fraction)),
+                *((name, w) for name, w, _ in self.plan[self.at + 1:])]
+        return sum(w * self.pace.get(_kind(name), fallback) for name, w in rest)
 
     def text(self) -> str:
         """One line: "2/12 rbm, seed 1 · unlearning with rbm · epoch 2/5 · step 30/60 · about 8 s left"."""
@@ -221,7 +229,6 @@ def follow(job: Job, lines: list[str], tracker: Tracker, every_step: bool = True
             if ev is None:
                 return
             tracker.feed(ev)
-            job.progress_text = tracker.text()
             new_line = "stage" in ev and every_step
             if "step" in ev:  # a training step, or a task done without training (a cached reference)
                 finished = ev["step"] == ev["steps"] and ev.get("epoch") == ev.get("epochs")

@@ -15,20 +15,18 @@ def settings_rows(method: str) -> list[list[Any]]:
 def settings_from_rows(method: str, rows: Any) -> dict[str, str]:
     """Only the settings the user changed (as strings; the method converts and checks them).
 
-    A table with rows of another method's settings is not this method's to read: an API caller who changes only
-    the method sends the form's first table (RBM's), whose lr would otherwise become GA's."""
+    A table that lists exactly another method's settings is not this method's to read: an API caller who
+    changes only the method sends the form's first table (RBM's), whose lr would otherwise become GA's."""
+    from ..methods import available_methods
+    from .form import table_rows
+
     defaults = {r[0]: r[1] for r in settings_rows(method)}
-    if hasattr(rows, "values"):
-        rows = rows.values.tolist()
-    if isinstance(rows, dict):  # the API's form of a table
-        rows = rows.get("data")
-    if {str(r[0]) for r in rows or [] if len(r) >= 2} - set(defaults):
+    pairs = table_rows(rows)
+    names = {name for name, _ in pairs}
+    others = ({r[0] for r in settings_rows(m)} for m in available_methods() if m != method)
+    if names != set(defaults) and any(names == other for other in others):
         return {}
-    out = {}
-    for row in rows or []:
-        if len(row) >= 2 and row[0] in defaults and str(row[1]).strip() != defaults[row[0]]:
-            out[str(row[0])] = str(row[1]).strip()
-    return out
+    return {name: value for name, value in pairs if name in defaults and value != defaults[name]}
 
 
 def error_html(message: str) -> str:
@@ -47,17 +45,17 @@ DEMO_NOTE = ("**Demo (offline):** scikit-learn's 8×8 digits (1,437 training and
              "ResNet trained on them; a run with its Retrain reference takes a few seconds on a CPU.")
 
 
-def sources_note(model: str, online: bool | None = False) -> str:
+def sources_note(model: str, probe: bool = True) -> str:
     """The line under the model and dataset: what the demo is, or a preset's size and time on this hardware
-    (and, where the Hub cannot be reached, that the presets cannot run here). ``online=None``: not probed yet."""
+    (and, where the Hub cannot be reached, that the presets cannot run here). ``probe=False``: the page is
+    being built, and the Hub is asked when it loads."""
     from ..hub import hub_offline, hub_reachable
     from ..presets import PRESETS, find_preset
     from .form import DEMO
 
-    if online is not None:
-        online = not hub_offline() and hub_reachable()
-    offline = ("The presets of real Hub models need the Hub, which cannot be reached from here: offline, only "
-               "the demo and local folders run.") if online is False else ""
+    online = not probe or (not hub_offline() and hub_reachable())
+    offline = "" if online else ("The presets of real Hub models need the Hub, which cannot be reached from here: "
+                                 "offline, only the demo and local folders run.")
     preset = find_preset(model)
     if preset is not None:
         from ..presets import estimate
@@ -128,7 +126,7 @@ def metric_headers() -> list[str]:
     """The empty table's headers before a run: every registered table metric (a run shows those it has)."""
     from ..metrics import table_metrics
 
-    return ["model", *(f"{m.label} {ARROWS[m.direction]}" for m in table_metrics()), "Avg.Gap ↓"]
+    return ["model", *(f"{m.label} {ARROWS.get(m.direction, '')}".strip() for m in table_metrics()), "Avg.Gap ↓"]
 
 
 def metrics_table(report: Any) -> dict[str, Any]:
@@ -146,7 +144,8 @@ def metrics_table(report: Any) -> dict[str, Any]:
         goal = retrain[j] if retrain is not None and row is not retrain and j <= len(cols) else None
         return text if goal is None or row[j] is None else f"{text} ({float(row[j]) - float(goal):+.1f})"
 
-    return {"headers": ["model", *(f"{c.label} {ARROWS[c.direction]}" for c in cols), f"{headers[-1]} ↓"],
+    columns = [f"{c.label} {ARROWS.get(c.direction, '')}".strip() for c in cols]
+    return {"headers": ["model", *columns, f"{headers[-1]} ↓"],
             "data": [[row[0], *(cell(j, row, sd_row[j]) for j in range(1, len(row)))]
                      for row, sd_row in zip(rows, spread, strict=True)]}
 
@@ -154,16 +153,19 @@ def metrics_table(report: Any) -> dict[str, Any]:
 def metrics_note(report: Any) -> str:
     """Above the table: the one thing to look at first (Avg.Gap against the untouched model's), as a warning
     when the edit moved the model away from Retrain."""
+    import html
+
     gaps = report.avg_gap or {}
     edited, untouched = gaps.get("unlearned"), gaps.get("original")
     if edited is None or untouched is None:
         return ("Cells: value in %. Without a Retrain reference there is nothing to measure the distance to: "
                 "tick *also compute the Retrain reference*.")
+    method = html.escape(str(report.method))
     head = (f"Cells: value in % and, in brackets, its difference from **Retrain** (the goal). **Avg.Gap "
-            f"{edited:.2f}** for {report.method}, against **{untouched:.2f}** for the untouched model (lower is "
+            f"{edited:.2f}** for {method}, against **{untouched:.2f}** for the untouched model (lower is "
             "better).")
     if report.method != "none" and edited >= untouched:
-        return (f'<div class="hfu-warning">⚠ <b>This edit made things worse:</b> {report.method}\'s Avg.Gap '
+        return (f'<div class="hfu-warning">⚠ <b>This edit made things worse:</b> {method}\'s Avg.Gap '
                 f"({edited:.2f}) is no better than leaving the model alone ({untouched:.2f}). Try more epochs, "
                 "another method, or Compare methods.</div>\n\n" + head)
     return head
