@@ -165,21 +165,16 @@ def build_app() -> Any:
             form.update(controls("run", skip=("method",)))
             form["with_retrain"] = gr.Checkbox(value=True, label="also compute the Retrain reference",
                                                elem_id="with-retrain")
+            form["use_tuned"] = gr.Checkbox(value=True, label="use tuned settings where there are any (your "
+                                            "edits win)", elem_id="use-tuned")
         method_note = gr.Markdown(method_advice(form["method"].value), elem_id="method-note")
-        with gr.Accordion("Method settings (from the method's documentation; edit values)", open=False):
+        tuned_info = gr.Markdown(elem_id="tuned-info")
+        with gr.Accordion("Method settings (from the method's documentation; edit values) and tuned settings",
+                          open=False, elem_id="settings-panel"):
             form["settings"] = gr.Dataframe(settings_rows(form["method"].value), interactive=True, wrap=True,
                                             headers=["setting", "value", "meaning"], elem_id="settings")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                tuned_info = gr.Markdown(elem_id="tuned-info")
-            with gr.Column(scale=1):
-                form["use_tuned"] = gr.Checkbox(value=True, label="use the tuned settings (your edits above win)",
-                                                elem_id="use-tuned")
-                form["tuned_file"] = gr.File(label="or upload a settings file (hf-unlearn tune)", type="filepath",
-                                             file_types=[".json"], elem_id="tuned-file", height=120)
-        with gr.Row():
-            history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
-                                  elem_id="history", interactive=True, scale=4)
+            form["tuned_file"] = gr.File(label="upload a settings file (hf-unlearn tune)", type="filepath",
+                                         file_types=[".json"], elem_id="tuned-file", height=120)
         with gr.Tabs(elem_id="views") as views:
             with gr.Tab("Unlearn", id="unlearn"):
                 with gr.Row():
@@ -250,6 +245,9 @@ def build_app() -> Any:
                                             interactive=False, wrap=True, column_widths=["20%", "10%", "70%"])
                 audit_files = gr.File(label="audit.json, audit.md, audit_confidences.npz, epsilon_hist.png",
                                       file_count="multiple")
+        with gr.Row():  # below the views, so that Unlearn is in the first screen of the page
+            history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
+                                  elem_id="history", interactive=True, scale=4)
         with gr.Accordion("Push to the Hub", open=True):
             with gr.Row():
                 if on_space():

@@ -51,8 +51,8 @@ def offer(values: dict[str, Any]) -> str:
         return f"**Tuned settings:** {exc}"
     method = get_method(name)
     if tuning is None:
-        return (f"No tuned settings for **{method.name}** on this model, dataset and kind of request: the defaults "
-                "are used (tune them with `hf-unlearn tune`, or upload a settings file).")
+        return (f"No tuned settings for **{method.name}** on this model, dataset and kind of request: its defaults "
+                "are used (`hf-unlearn tune` makes tuned ones; upload them under Method settings).")
     tuned = tuning.methods[method.name]
     defaults = {f.name: default_of(f) for f in dataclasses.fields(method.settings_cls)}
     rows = "\n".join(f"| {k} | {fmt_value(defaults.get(k))} | {fmt_value(v)} |" for k, v in tuned.settings.items())

@@ -33,11 +33,11 @@ def error_html(message: str) -> str:
     """A failure as the page shows it: one line in a red box, never a traceback."""
     import html
 
-    return f'<div class="hfu-error">⛔ <b>Error:</b> {html.escape(message, quote=False)}</div>'
+    return f'<div class="hfu-error"><b>Error:</b> {html.escape(message, quote=False)}</div>'
 
 
 #: what a cancelled job leaves: every result panel empty, and this
-CANCELLED = ('<div class="hfu-cancelled">⏹ <b>Cancelled.</b> The job was stopped and nothing was kept; the form '
+CANCELLED = ('<div class="hfu-cancelled"><b>Cancelled.</b> The job was stopped and nothing was kept; the form '
              "is as you left it: change it or press the button again.</div>")
 
 #: what the demo is, for the line under the sources
@@ -60,7 +60,7 @@ def sources_note(model: str, probe: bool = True) -> str:
     if preset is not None:
         from ..presets import estimate
 
-        warn = f'<div class="hfu-warning">⚠ {offline}</div>\n\n' if offline else ""
+        warn = f'<div class="hfu-warning">{offline}</div>\n\n' if offline else ""
         return (f"{warn}**{preset.architecture} on {preset.dataset}** (`{preset.model}`): "
                 f"{estimate(preset).text()}. {preset.note[:1].upper()}{preset.note[1:]}.")
     if (model or "").strip() in ("", DEMO):
@@ -93,7 +93,7 @@ def method_advice(method: str) -> str:
     """A line beside the method when its defaults are known not to forget, or to forget by breaking the model
     (see :data:`METHOD_NOTES`)."""
     note = METHOD_NOTES.get(method)
-    return f'<div class="hfu-note">ℹ {note}</div>' if note else ""
+    return f'<div class="hfu-note">{note}</div>' if note else ""
 
 
 def run_status(report: Any, seconds: float | None = None) -> str:
@@ -165,7 +165,7 @@ def metrics_note(report: Any) -> str:
             f"{edited:.2f}** for {method}, against **{untouched:.2f}** for the untouched model (lower is "
             "better).")
     if report.method != "none" and edited >= untouched:
-        return (f'<div class="hfu-warning">⚠ <b>This edit made things worse:</b> {method}\'s Avg.Gap '
+        return (f'<div class="hfu-warning"><b>This edit made things worse:</b> {method}\'s Avg.Gap '
                 f"({edited:.2f}) is no better than leaving the model alone ({untouched:.2f}). Try more epochs, "
                 "another method, or Compare methods.</div>\n\n" + head)
     return head
