@@ -37,3 +37,17 @@ def demo_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
             browser.close()
     finally:
         app.close()
+
+
+def run_then_cancel(page: Any) -> None:
+    """Start an RBM run long enough to cancel (5000 epochs, no Retrain), press Cancel once it trains, and wait
+    for the cancelled state; the form's epochs stay at 5000 for the caller to put back."""
+    from playwright.sync_api import expect
+
+    page.locator("#short-epochs input").fill("5000")
+    page.locator("#short-epochs input").press("Tab")
+    page.locator("#with-retrain input").uncheck()
+    page.locator("#run").click()
+    expect(page.locator("#progress .hfu-phase")).to_contain_text("unlearning with rbm", timeout=60_000)
+    page.locator("#cancel").click()
+    expect(page.locator("#status .hfu-cancelled")).to_contain_text("Cancelled.", timeout=15_000)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from browser import demo_page  # noqa: E402 - the scripts folder is not a package
+from browser import demo_page, run_then_cancel  # noqa: E402 - the scripts folder is not a package
 
 
 def main() -> None:
@@ -62,13 +62,7 @@ def main() -> None:
         page.screenshot(path=str(args.out / "run.png"), full_page=True)
         page.locator("#views").screenshot(path=str(args.out / "run-results.png"))
 
-        page.locator("#short-epochs input").fill("5000")  # long enough to cancel
-        page.locator("#short-epochs input").press("Tab")
-        page.locator("#with-retrain input").uncheck()
-        page.locator("#run").click()
-        expect(page.locator("#progress .hfu-phase")).to_contain_text("unlearning with rbm", timeout=60_000)
-        page.locator("#cancel").click()
-        expect(page.locator("#status .hfu-cancelled")).to_be_visible(timeout=15_000)
+        run_then_cancel(page)
         page.locator("#views").screenshot(path=str(args.out / "cancelled.png"))
         page.locator("#short-epochs input").fill("5")
         page.locator("#short-epochs input").press("Tab")

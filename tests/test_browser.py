@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Any
 import pytest
 from conftest import ARTIFACTS, TOKEN
 from test_app import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from browser import run_then_cancel  # noqa: E402 - the scripts folder is not a package
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: no sandbox (CI runs as root), no GPU, and nothing that would reach the network on its own
@@ -225,13 +229,7 @@ def test_walkthrough_at_1400_by_1000(served_app, monkeypatch, tmp_path):
         assert AutoImageProcessor.from_pretrained(folder) is not None
         assert model.config.id2label[3] == "3" and (folder / "report.md").read_text().count("![") == 2
 
-        page.locator("#short-epochs input").fill("5000")  # long enough to cancel
-        page.locator("#short-epochs input").press("Tab")
-        page.locator("#with-retrain input").uncheck()
-        page.locator("#run").click()
-        expect(page.locator("#progress .hfu-phase")).to_contain_text("unlearning with rbm", timeout=60_000)
-        page.locator("#cancel").click()
-        expect(page.locator("#status .hfu-cancelled")).to_contain_text("Cancelled.", timeout=15_000)
+        run_then_cancel(page)  # the same steps as the screenshots' (scripts/browser.py)
         expect(page.locator("#progress .hfu-progress")).to_have_count(0)
         expect(page.locator("#metrics")).not_to_contain_text("rbm (unlearned)")
         expect(page.locator("#per-class img")).to_have_count(0)
