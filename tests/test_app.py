@@ -317,3 +317,70 @@ def test_gradio_fills_the_session_and_the_login_token_of_the_handlers():
     assert handlers["on_push"].__annotations__["oauth_token"] == (gr.OAuthToken | None)
     for name in ("on_run", "on_compare", "on_audit", "on_cancel"):
         assert handlers[name].__annotations__["request"] is gr.Request, name
+
+
+def test_inspect_dataset_keeps_the_chosen_classes_and_answers_beside_its_button(app_url):
+    picked, columns, info, message = client(app_url).predict(["3", "7"], model="", dataset="", revision="",
+                                                             dataset_config="", dataset_revision="",
+                                                             train_split="train", test_split="", image_column="",
+                                                             label_column="", retrain_base="",
+                                                             api_name="/on_inspect")
+    assert picked["value"] == ["3", "7"] and len(picked["choices"]) == 10  # not reset to the first class
+    assert info["classes"] == 10 and "Dataset has 10 classes" in message and "stay 3, 7" in message
+
+
+def values(out) -> list:
+    """What each output of a light event holds ("an update" of a value comes as a dict)."""
+    return [o.get("value") if isinstance(o, dict) and "__type__" in o else o for o in out]
+
+
+def test_choosing_a_model_fills_or_clears_what_goes_with_it(app_url):
+    from hf_unlearn.presets import PRESETS
+    from hf_unlearn.ui.form import DEMO
+
+    c = client(app_url)
+    preset = next(p for p in PRESETS if p.dataset_config)
+    out = values(c.predict(model=preset.label, dataset=DEMO, api_name="/on_model"))
+    assert out[0] == preset.dataset and preset.dataset_config in out and preset.label_column in out
+    assert preset.base_model in out and "to download" in out[-1]
+    back = values(c.predict(model=DEMO, dataset=preset.dataset, api_name="/on_model"))
+    assert back[0] == DEMO and preset.label_column not in back and preset.base_model not in back
+    typed = values(c.predict(model="alice/own-model", dataset=DEMO, api_name="/on_model"))
+    assert typed[0] == "" and "Give the dataset this model was trained on" in typed[-1]
+
+
+def test_the_boxes_beside_the_method_and_its_table_hold_one_value(app_url):
+    from hf_unlearn.ui.form import keywords_from_form
+    from hf_unlearn.ui.views import settings_rows
+
+    c = client(app_url)
+    table, epochs, batch, note = values(c.predict(method="ft", api_name="/on_method"))
+    assert epochs == 5 and batch == 64 and "does not forget" in note
+    edited = c.predict(rows={"headers": ["setting", "value", "meaning"], "data": settings_rows("ft")},
+                       param_1=9, param_2=64, api_name="/on_shortcut")
+    assert dict((r[0], r[1]) for r in edited["data"])["epochs"] == "9"
+    # the run reads one value: the table's; a box that says the same adds nothing, a different one wins
+    rows = settings_rows("ft")
+
+    def form(**kw):
+        return keywords_from_form({"forget_kind": "class", "forget_classes": ["3"], **kw})
+
+    same = form(method="ft", settings=rows, epochs=5, batch_size=64)
+    assert "epochs" not in same and "batch_size" not in same
+    api = form(method="retrain", settings=settings_rows("rbm"), epochs=5)
+    assert "epochs" not in api  # RBM's table and its 5 are not retrain's settings: retrain keeps its own
+    assert form(method="ft", settings=rows, epochs=2)["epochs"] == 2
+    assert "batch_size" not in form(method="none", settings=settings_rows("none"), batch_size=32)  # it has none
+
+
+def test_the_note_above_the_table_warns_when_the_edit_is_worse_than_no_edit():
+    from types import SimpleNamespace
+
+    from hf_unlearn.ui.views import metrics_note
+
+    worse = metrics_note(SimpleNamespace(method="rbm<b>", avg_gap={"unlearned": 2.23, "original": 1.98}))
+    assert 'class="hfu-warning"' in worse and "This edit made things worse" in worse and "(2.23)" in worse
+    assert "rbm&lt;b&gt;" in worse and "rbm<b>" not in worse  # a method name is text, never markup
+    better = metrics_note(SimpleNamespace(method="rbm", avg_gap={"unlearned": 0.15, "original": 50.08}))
+    assert "hfu-warning" not in better and "**Avg.Gap 0.15** for rbm, against **50.08**" in better
+    assert "tick *also compute the Retrain reference*" in metrics_note(SimpleNamespace(method="rbm", avg_gap=None))
