@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,17 @@ def _num_channels(model_folder: Path) -> int | None:
         return None
 
 
+#: one build at a time in a process (the app warms the demo up while a first click may ask for it too)
+_BUILDING = threading.Lock()
+
+
 def ensure_demo_assets(cache_dir: str | Path | None = None, progress: Any = None) -> tuple[Path, Path]:
     """(model folder, dataset folder) of the offline demo, built on first use."""
     root = demo_dir(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    dataset = digits_dataset_folder(root)
-    model = demo_model_folder(root, dataset, progress)
+    with _BUILDING:
+        root.mkdir(parents=True, exist_ok=True)
+        dataset = digits_dataset_folder(root)
+        model = demo_model_folder(root, dataset, progress)
     return model, dataset
 
 

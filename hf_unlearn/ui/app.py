@@ -322,6 +322,9 @@ def build_app() -> Any:
             state.pop("result", None)
             blank = (None, None, None, None, None, [], "", "")  # table, JSON, plots, files, images, note, progress
             keep = gr.update()
+            tracker = Tracker()
+            tracker.phase = "checking the request"  # on a fresh server this also builds the demo's model
+            yield (state, "", "", *blank[:-1], tracker.html(), keep)
             try:
                 keywords, tuned = apply_tuned(values, keywords_from_form(values))
                 config = dataclasses.replace(RunConfig.from_keywords(**keywords), tuned=tuned)
@@ -331,7 +334,7 @@ def build_app() -> Any:
             job = start_job(request.session_hash, lambda **kw: run(config, **kw))
             state["job"] = job
             lines: list[str] = []
-            tracker = Tracker(run_plan(config))
+            tracker.plan = Tracker(run_plan(config)).plan
             yield (state, "", "", *blank[:-1], tracker.html(), keep)
             for shown_progress, text in follow(job, lines, tracker):
                 yield (state, keep, text, *(keep,) * 7, shown_progress, keep)
@@ -549,8 +552,25 @@ def queued(app: Any) -> Any:
 MAX_UPLOAD = "16mb"
 
 
+def warm_demo() -> None:
+    """Build the offline demo's dataset and model (a few seconds, once per machine) in the background, so that
+    the first click on a fresh server or Space does not wait for it."""
+    import threading
+
+    from ..demo import ensure_demo_assets
+
+    def build() -> None:
+        try:
+            ensure_demo_assets()
+        except Exception:  # noqa: BLE001 - the first run builds it again and reports what fails
+            pass
+
+    threading.Thread(target=build, name="hf-unlearn-demo-warmup", daemon=True).start()
+
+
 def launch(**kwargs: Any) -> Any:
-    """Build and launch with the production queue."""
+    """Build and launch with the production queue (the demo built meanwhile)."""
+    warm_demo()
     kwargs.setdefault("max_file_size", MAX_UPLOAD)
     kwargs.setdefault("css", APP_CSS)
     return queued(build_app()).launch(**kwargs)
