@@ -54,8 +54,7 @@ def main() -> None:
         page.locator("#run").click()
         expect(page.locator("#progress .hfu-phase")).to_contain_text(
             re.compile("retrain reference|unlearning with|evaluating"), timeout=60_000)
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(args.out / "running.png"))
+        page.locator("#views").screenshot(path=str(args.out / "running.png"))  # the display, not the form
         expect(page.locator("#metrics")).to_contain_text("retrain", timeout=300_000)
         expect(page.locator("#per-class img")).to_be_visible(timeout=30_000)
         page.wait_for_timeout(1000)
