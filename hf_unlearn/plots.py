@@ -7,7 +7,6 @@ this one needs a result's outputs, so it lives beside the result, not in the rep
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 from .report import PLOT_DPI, PLOT_HEIGHT
@@ -16,10 +15,11 @@ from .report import PLOT_DPI, PLOT_HEIGHT
 PANELS = {"original": "untouched", "unlearned": "unlearned", "retrain": "Retrain (the goal)"}
 
 
-def mia_histogram(result: Any, path: Path | None = None) -> Path | bytes | None:
+def mia_histogram(result: Any) -> bytes | None:
     """True-label confidence of the forget, retain and test rows under the untouched, unlearned and Retrain
     models (the feature a confidence-based membership-inference attack reads): forgetting worked when the
-    unlearned model's forget histogram looks like Retrain's. Returns the PNG's path, or its bytes without one."""
+    unlearned model's forget histogram looks like Retrain's. The PNG's bytes (the checkpoint's ``mia.png``), or None
+    when no model has confidences to show."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,10 +42,10 @@ def mia_histogram(result: Any, path: Path | None = None) -> Path | bytes | None:
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle("Confidence on forget, retain and test rows", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO() if path is None else None
-    fig.savefig(buffer if buffer is not None else path, dpi=PLOT_DPI, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=PLOT_DPI, format="png")
     plt.close(fig)
-    return buffer.getvalue() if buffer is not None else Path(path)
+    return buffer.getvalue()
 
 
 def _has_confidences(evaluation: Any) -> bool:

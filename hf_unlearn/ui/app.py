@@ -322,8 +322,7 @@ def build_app() -> Any:
             state.pop("result", None)
             blank = (None, None, None, None, None, [], "", "")  # table, JSON, plots, files, images, note, progress
             keep = gr.update()
-            tracker = Tracker()
-            tracker.phase = "checking the request"  # on a fresh server this also builds the demo's model
+            tracker = Tracker(phase="checking the request")  # on a fresh server this also builds the demo's model
             yield (state, "", "", *blank[:-1], tracker.html(), keep)
             try:
                 keywords, tuned = apply_tuned(values, keywords_from_form(values))
@@ -334,7 +333,7 @@ def build_app() -> Any:
             job = start_job(request.session_hash, lambda **kw: run(config, **kw))
             state["job"] = job
             lines: list[str] = []
-            tracker.plan = Tracker(run_plan(config)).plan
+            tracker.set_plan(run_plan(config))
             yield (state, "", "", *blank[:-1], tracker.html(), keep)
             for shown_progress, text in follow(job, lines, tracker):
                 yield (state, keep, text, *(keep,) * 7, shown_progress, keep)

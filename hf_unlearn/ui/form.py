@@ -155,7 +155,6 @@ def keywords_from_form(values: dict[str, Any], per_method: bool = True) -> dict[
     ``per_method=False`` (a comparison): the settings table, which belongs to the chosen method, is left out;
     the epochs and batch-size boxes still apply.
     """
-    from ..methods import get_method
     from .views import settings_from_rows
 
     keywords, recipe = source_keywords(values)
@@ -164,11 +163,10 @@ def keywords_from_form(values: dict[str, Any], per_method: bool = True) -> dict[
     # a box is an edit where it differs from the table's own row (the page keeps the two equal; an API caller who
     # sends only ``epochs=1`` edits it), and only for a setting the method has
     shown = dict(table_rows(values.get("settings")))
-    own = {s["name"] for s in get_method(method).describe_settings()}
+    own = shortcut_defaults(method)
     for name in SHORTCUTS:
         value = values.get(name)
-        if is_number(value) and math.isfinite(float(value)) and int(float(value)) > 0 and name in own \
-                and str(int(float(value))) != shown.get(name):
+        if is_number(value) and int(float(value)) > 0 and name in own and str(int(float(value))) != shown.get(name):
             settings[name] = int(float(value))
     kind = values.get("forget_kind") or available_kinds()[0]
     return {**keywords, "forget": spec_from_form(values, kind=kind),

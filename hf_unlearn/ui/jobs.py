@@ -119,19 +119,24 @@ class Tracker:
     share is the tasks done, and the time left is the pace so far over them.
     """
 
-    def __init__(self, plan: list[list[Any]] | None = None) -> None:
-        #: [name, weight, planned weight]: a cached reference weighs nothing, one trained after all its planned
-        #: weight again
-        self.plan = [[name, weight, weight] for name, weight in (plan or [])]
+    def __init__(self, plan: list[list[Any]] | None = None, phase: str = "starting") -> None:
+        self.set_plan(plan or [])
         self.at = -1
         self.started = self.phase_started = time.perf_counter()
-        self.phase = "starting"
+        self.phase = phase
         self.detail = ""
         self.phase_fraction = 0.0
         #: seconds per epoch, measured apart for Retrain (epochs over the retain set) and for the methods (some
         #: run their epochs over the small forget set alone)
         self.pace: dict[str, float] = {}
         self.task: tuple[int, int, str] | None = None
+
+    def set_plan(self, plan: list[list[Any]]) -> None:
+        """Follow ``plan`` (:func:`run_plan`) from here on: known once the request is checked, after the display
+        has already started its clock."""
+        #: [name, weight, planned weight]: a cached reference weighs nothing, one trained after all its planned
+        #: weight again
+        self.plan = [[name, weight, weight] for name, weight in plan]
 
     def feed(self, ev: dict[str, Any]) -> None:
         now = time.perf_counter()
@@ -187,13 +192,6 @@ class Tracker:
         rest = [(self.plan[self.at][0], self.plan[self.at][1] * (1 - self.phase_fraction)),
                 *((name, w) for name, w, _ in self.plan[self.at + 1:])]
         return sum(w * self.pace.get(_kind(name), fallback) for name, w in rest)
-
-    def text(self) -> str:
-        """One line: "2/12 rbm, seed 1 · unlearning with rbm · epoch 2/5 · step 30/60 · about 8 s left"."""
-        parts = [f"{self.task[0] + 1}/{self.task[1]} {self.task[2]}"] if self.task else []
-        parts += [self.phase] + ([self.detail] if self.detail else [])
-        left = self.seconds_left()
-        return " · ".join(parts) + (seconds_left(left) if left is not None else "")
 
     def html(self) -> str:
         """The progress display: the phase by name, a bar over the whole job, its share, the time spent and left."""

@@ -50,7 +50,7 @@ def sources_note(model: str, probe: bool = True) -> str:
     (and, where the Hub cannot be reached, that the presets cannot run here). ``probe=False``: the page is
     being built, and the Hub is asked when it loads."""
     from ..hub import hub_offline, hub_reachable
-    from ..presets import PRESETS, find_preset
+    from ..presets import PRESETS, estimate, find_preset
     from .form import DEMO
 
     online = not probe or (not hub_offline() and hub_reachable())
@@ -58,8 +58,6 @@ def sources_note(model: str, probe: bool = True) -> str:
                                  "offline, only the demo and local folders run.")
     preset = find_preset(model)
     if preset is not None:
-        from ..presets import estimate
-
         warn = f'<div class="hfu-warning">{offline}</div>\n\n' if offline else ""
         return (f"{warn}**{preset.architecture} on {preset.dataset}** (`{preset.model}`): "
                 f"{estimate(preset).text()}. {preset.note[:1].upper()}{preset.note[1:]}.")
@@ -122,11 +120,16 @@ def run_status(report: Any, seconds: float | None = None) -> str:
 ARROWS = {"higher": "↑", "lower": "↓", "retrain": "≈R"}
 
 
+def column_header(metric: Any) -> str:
+    """"UA ≈R", "RA ↑": the metric's label and which way is better."""
+    return f"{metric.label} {ARROWS.get(metric.direction, '')}".strip()
+
+
 def metric_headers() -> list[str]:
     """The empty table's headers before a run: every registered table metric (a run shows those it has)."""
     from ..metrics import table_metrics
 
-    return ["model", *(f"{m.label} {ARROWS.get(m.direction, '')}".strip() for m in table_metrics()), "Avg.Gap ↓"]
+    return ["model", *(column_header(m) for m in table_metrics()), "Avg.Gap ↓"]
 
 
 def metrics_table(report: Any) -> dict[str, Any]:
@@ -144,8 +147,7 @@ def metrics_table(report: Any) -> dict[str, Any]:
         goal = retrain[j] if retrain is not None and row is not retrain and j <= len(cols) else None
         return text if goal is None or row[j] is None else f"{text} ({float(row[j]) - float(goal):+.1f})"
 
-    columns = [f"{c.label} {ARROWS.get(c.direction, '')}".strip() for c in cols]
-    return {"headers": ["model", *columns, f"{headers[-1]} ↓"],
+    return {"headers": ["model", *(column_header(c) for c in cols), f"{headers[-1]} ↓"],
             "data": [[row[0], *(cell(j, row, sd_row[j]) for j in range(1, len(row)))]
                      for row, sd_row in zip(rows, spread, strict=True)]}
 
