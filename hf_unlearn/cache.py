@@ -9,6 +9,11 @@ with their sizes and SHA-256, so an entry that was altered or cut short is
 rebuilt, never trusted; and the total size stays under ``HF_UNLEARN_CACHE_MB``
 (default 4096) by evicting the least recently used entries. Entries hold no
 pickles: JSON, NumPy arrays (loaded with ``allow_pickle=False``) and safetensors.
+
+The limit covers a family: every cache whose root sits in the same folder (the
+Retrain references, the decoded tensors and the demo's assets under the
+hf-unlearn cache) shares it, and eviction takes the least recently used entry of
+any of them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 from .errors import UnlearnError
 
 MANIFEST = "manifest.json"
+#: marks a folder as a cache root, so that its siblings count it in their shared limit
+MARKER = ".hf-unlearn-cache"
 DEFAULT_LIMIT_MB = 4096.0
 
 
@@ -61,8 +68,11 @@ def _sha256(path: Path) -> str:
 class FolderCache:
     """Entries under ``root/<digest>``: :meth:`get` a valid one, or :meth:`put` a new one written by a function."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, checksums: bool = True) -> None:
         self.root = Path(root)
+        #: check every file's SHA-256 on each read (sizes only without: multi-GB decoded tensors, which are written
+        #: by a rename too and read with formats that check their own headers)
+        self.checksums = checksums
 
     def check_limit(self) -> int:
         """The size limit, read now (a bad ``HF_UNLEARN_CACHE_MB`` fails before any work, not after it)."""
@@ -88,10 +98,12 @@ class FolderCache:
     def put(self, key: Any, write: Callable[[Path], None]) -> Path:
         """Write an entry with ``write(folder)``, atomically, then keep the cache within its size limit."""
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / MARKER).touch()
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
             write(tmp)
-            files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            files = {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size,
+                                                     "sha256": _sha256(p) if self.checksums else None}
                      for p in sorted(tmp.rglob("*")) if p.is_file()}
             (tmp / MANIFEST).write_text(json.dumps({"key": json.loads(json.dumps(key, default=str)),
                                                     "files": files, "written": time.time()}))
@@ -118,7 +130,9 @@ class FolderCache:
                 return False
             for name, meta in manifest["files"].items():
                 path = entry / name
-                if not path.is_file() or path.stat().st_size != meta["bytes"] or _sha256(path) != meta["sha256"]:
+                if not path.is_file() or path.stat().st_size != meta["bytes"]:
+                    return False
+                if self.checksums and _sha256(path) != meta["sha256"]:
                     return False
             return True
         except (OSError, ValueError, KeyError, TypeError):
@@ -146,9 +160,19 @@ class FolderCache:
             out.append((stamp, size, entry))
         return sorted(out)
 
+    def family(self) -> list[FolderCache]:
+        """This cache and every other cache root beside it: they share one size limit."""
+        siblings = []
+        try:
+            siblings = [FolderCache(p) for p in self.root.parent.iterdir()
+                        if p != self.root and (p / MARKER).exists()]
+        except OSError:
+            pass
+        return [self, *siblings]
+
     def evict(self, keep: Path | None = None) -> list[Path]:
-        """Remove the least recently used entries until the cache fits its limit (``keep`` stays regardless)."""
-        entries = self.entries()
+        """Remove the least recently used entries of the family until it fits its limit (``keep`` stays)."""
+        entries = sorted(e for cache in self.family() for e in cache.entries())
         total, limit, removed = sum(size for _, size, _ in entries), limit_bytes(), []
         for _, size, entry in entries:
             if total <= limit:

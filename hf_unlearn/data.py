@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from .cancel import raise_if_cancelled
 from .config import DataSource
 from .errors import UnlearnError
 from .forget import ForgetSpec, TestRule, TrainingSplit, select_forget
+
+logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN_NAMES = ("image", "img", "images", "pixel_values", "picture", "photo")
 LABEL_COLUMN_NAMES = ("label", "labels", "fine_label", "class", "target", "category", "coarse_label")
@@ -85,7 +89,11 @@ def class_names_and_labels(ds: Any, label_column: str) -> tuple[list[str], np.nd
     """Class names (from a ``ClassLabel`` when there is one) and integer labels."""
     from datasets import ClassLabel
 
+    from .limits import check_classes
+
     feat = ds.features[label_column]
+    if isinstance(feat, ClassLabel):
+        check_classes(len(feat.names), label_column)
     if isinstance(feat, ClassLabel) and hasattr(ds, "data"):
         column = ds.data.column(label_column)  # Arrow, no Python objects: 50k labels in milliseconds
         if hasattr(ds, "_indices") and ds._indices is not None:
@@ -104,9 +112,11 @@ def class_names_and_labels(ds: Any, label_column: str) -> tuple[list[str], np.nd
         labels = np.asarray(raw, dtype=np.int64)
         if labels.min() < 0:
             raise UnlearnError(f"label column '{label_column}' has negative labels: labels must be 0..C-1")
+        check_classes(int(labels.max()) + 1, label_column)  # before a name is made for each id up to the largest
         return [str(i) for i in range(int(labels.max()) + 1)], labels
     if all(isinstance(v, str) for v in raw):
         names = sorted(set(raw))
+        check_classes(len(names), label_column)
         index = {n: i for i, n in enumerate(names)}
         return names, np.asarray([index[v] for v in raw], dtype=np.int64)
     raise UnlearnError(f"label column '{label_column}' must hold integers or strings")
@@ -180,28 +190,81 @@ class PixelNormalizer:
         return cls(rescale, mean, std)
 
 
+#: the image formats decoded; others (EPS and PDF, which Pillow hands to Ghostscript; PSD; ICNS; …) are refused
+#: before a decoder sees them
+SAFE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM", "TGA")
+#: leading bytes of formats people upload that are refused, named so that the message says what was sent
+REFUSED_SIGNATURES = {b"%!PS": "PostScript (EPS)", b"\xc5\xd0\xd3\xc6": "PostScript (EPS)", b"%PDF": "PDF",
+                      b"<svg": "SVG", b"<?xml": "SVG/XML", b"8BPS": "Photoshop (PSD)", b"icns": "ICNS",
+                      b"\x00\x00\x00\x0cjP": "JPEG 2000"}
+#: pixel modes that are not 8-bit: converting them to L or RGB clips or wraps their values silently
+WIDE_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;32", "I;32B", "F;32BF")
+
+
+def _open_image(v: dict, where: str) -> Any:
+    """Open (not decode) an encoded image value, refusing what a hostile file looks like before any decoding."""
+    import io
+
+    from PIL import Image
+
+    if v.get("bytes") is not None:
+        data = v["bytes"]
+        if len(data) == 0:
+            raise UnlearnError(f"{where}: the image is empty (0 bytes): remove or replace that row")
+        head = bytes(data[:16]).lstrip()
+        for magic, name in REFUSED_SIGNATURES.items():
+            if head.startswith(magic):
+                raise UnlearnError(f"{where}: the image is {name}, a format hf-unlearn does not decode (it takes "
+                                   f"{', '.join(SAFE_FORMATS)}): convert that row")
+        return Image.open(io.BytesIO(data), formats=SAFE_FORMATS)
+    if v.get("path"):
+        path = v["path"]
+        if not os.path.isfile(path):  # a device (/dev/zero), a FIFO or a folder never reaches a decoder
+            raise UnlearnError(f"{where}: the image path '{path}' is not a regular file: remove or replace that row")
+        return Image.open(path, formats=SAFE_FORMATS)
+    raise UnlearnError(f"{where}: the image is missing: remove or replace that row")
+
+
+def _check_image(img: Any, where: str) -> None:
+    """Refuse from the header alone: too many pixels (a decompression bomb), frames, or a non-8-bit mode."""
+    from .limits import ENV, current
+
+    limits = current()
+    pixels = img.size[0] * img.size[1]
+    if limits.max_image_pixels is not None and pixels > limits.max_image_pixels:
+        raise UnlearnError(f"{where}: the image is {img.size[0]:,} × {img.size[1]:,} pixels, more than the "
+                           f"{limits.max_image_pixels:,} allowed ({ENV['max_image_pixels']}): downscale that row")
+    if limits.max_image_frames is not None and getattr(img, "is_animated", False):
+        frames = getattr(img, "n_frames", 2) if limits.max_image_frames > 1 else 2
+        if frames > limits.max_image_frames:
+            raise UnlearnError(f"{where}: the image has several frames (an animation or a multi-page file), and "
+                               "only still images are classified: keep one frame of that row")
+    if img.mode in WIDE_MODES:
+        raise UnlearnError(f"{where}: the image has {img.mode} pixels (16-bit or floating point), which 8-bit "
+                           "models cannot take without rescaling: convert that column to 8-bit images")
+
+
 def _to_image(v: Any, mode: str, where: str) -> Any:
     """A PIL image in ``mode``; an undecodable value names its row (``where``) instead of a traceback."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         if isinstance(v, dict) and ("bytes" in v or "path" in v):
-            import io
-
-            if v.get("bytes") is not None:
-                if len(v["bytes"]) == 0:
-                    raise UnlearnError(f"{where}: the image is empty (0 bytes): remove or replace that row")
-                v = Image.open(io.BytesIO(v["bytes"]))
-            elif v.get("path"):
-                v = Image.open(v["path"])
-            else:
-                raise UnlearnError(f"{where}: the image is missing: remove or replace that row")
+            v = _open_image(v, where)
+            _check_image(v, where)
         if isinstance(v, np.ndarray):
             v = Image.fromarray(v)
         if not hasattr(v, "convert"):
             raise UnlearnError(f"{where}: the value is not an image ({type(v).__name__})")
+        if isinstance(v, Image.Image) and v.mode in WIDE_MODES:
+            _check_image(v, where)
         return v.convert(mode)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        from .limits import ENV
+
+        raise UnlearnError(f"{where}: the image declares more pixels than Pillow will decode (a decompression "
+                           f"bomb; the limit is {ENV['max_image_pixels']}): downscale that row") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnlearnError(f"{where}: the image cannot be decoded ({type(exc).__name__}): "
                            "remove or replace that row") from None
 
@@ -223,22 +286,48 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     the cache stays uint8; a processor that cannot do that gets a float cache
     with its full preprocessing applied (identity normaliser).
 
-    Above ``memory_limit`` bytes (default :func:`memory_limit_bytes`) the
-    pixels are written chunk by chunk into ``<key>.u8`` and returned as a
-    copy-on-write memory map (``is_mapped`` is true of it): only the chunk
-    being decoded and the pages a batch touches are ever in memory.
+    ``cache_dir`` is a :class:`~hf_unlearn.cache.FolderCache` of decoded sets: each entry is a NumPy array
+    (read with ``allow_pickle=False``) and a JSON normaliser, written whole and renamed into place, evicted
+    least recently used first. An entry is opened as a copy-on-write memory map, so reading a 2.9 GB CIFAR-10
+    cache costs nothing until a batch (or the move to the device) touches its pages.
+
+    Above ``memory_limit`` bytes (default :func:`memory_limit_bytes`) the pixels are written chunk by chunk
+    into the entry's array and returned as a memory map (``is_mapped`` is true of it): only the chunk being
+    decoded and the pages a batch touches are ever in memory.
     """
+    from .cache import FolderCache
+
     limit = memory_limit_bytes() if memory_limit is None else memory_limit
-    key = _cache_key(ds, image_column, processor, num_channels)
-    path = cache_dir / f"{key}.pt" if cache_dir is not None else None
-    if path is not None and path.exists():
-        # mapped, not read: a 128 px CIFAR-10 cache is 2.9 GB and reading it took 1.8 s of an end-to-end run; the
-        # pages come in as the move to the device (or a batch) touches them. Private mapping: writes stay in memory
-        blob = torch.load(path, weights_only=False, mmap=True)
-        return blob["pixels"], blob["normalizer"]
-    mapped_path = cache_dir / f"{key}.u8" if cache_dir is not None else None  # a temp folder only if it spills
-    if mapped_path is not None and mapped_path.with_suffix(".json").exists():
-        return _open_mapped(mapped_path)
+    key = {"decoded": _cache_key(ds, image_column, processor, num_channels)}
+    cache = FolderCache(cache_dir, checksums=False) if cache_dir is not None else None
+    entry = cache.get(key) if cache is not None else None
+    if entry is not None:
+        try:
+            return _open_entry(entry)
+        except (OSError, ValueError, KeyError) as exc:  # unreadable (or holding a pickle): decoded again
+            logger.warning("the decoded-tensor cache entry %s could not be read (%s): decoding again", entry, exc)
+    decoded: dict[str, Any] = {}
+
+    def write(folder: Path) -> None:
+        decoded["value"] = _decode(ds, image_column, processor, num_channels, folder, batch_size, split_name, limit)
+
+    if cache is not None:
+        entry = cache.put(key, write)
+        pixels, normalizer, spilled = decoded["value"]
+        return _open_entry(entry) if spilled else (pixels, normalizer)
+    folder = Path(tempfile.mkdtemp(prefix="hf-unlearn-map-"))  # kept only when the set spills into it
+    pixels, normalizer, spilled = _decode(ds, image_column, processor, num_channels, folder, batch_size, split_name,
+                                          limit, save=False)
+    if spilled:
+        return _open_entry(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    return pixels, normalizer
+
+
+def _decode(ds: Any, image_column: str, processor: Any, num_channels: int, folder: Path, batch_size: int,
+            split_name: str, limit: int, save: bool = True) -> tuple[torch.Tensor | None, PixelNormalizer, bool]:
+    """Decode into ``folder`` (``pixels.npy`` and ``normalizer.json``; the array only when it spills or
+    ``save``): (the pixels, unless they spilled to the file; the normaliser; whether they spilled)."""
     from datasets import Image as ImageFeature
 
     mode = "L" if num_channels == 1 else "RGB"
@@ -247,55 +336,45 @@ def encode_images(ds: Any, image_column: str, processor: Any, num_channels: int,
     spill: np.memmap | None = None
     if isinstance(ds.features.get(image_column), ImageFeature):
         ds = ds.cast_column(image_column, ImageFeature(decode=False))  # decode here, where a bad row can be named
-    try:
-        for start in range(0, len(ds), batch_size):
-            raise_if_cancelled()  # decoding a large set takes minutes: a cancelled run stops between chunks
-            rows = ds[start:start + batch_size][image_column]
-            images = [_to_image(v, mode, f"row {start + i} of the {split_name} split") for i, v in enumerate(rows)]
-            if raw_uint8:
-                try:
-                    px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
-                    if px.dtype != torch.uint8:
-                        px = px.round().clamp(0, 255).to(torch.uint8)
-                except (TypeError, ValueError):
-                    if chunks or spill is not None:
-                        raise
-                    raw_uint8 = False
+    for start in range(0, len(ds), batch_size):
+        raise_if_cancelled()  # decoding a large set takes minutes: a cancelled run stops between chunks
+        rows = ds[start:start + batch_size][image_column]
+        images = [_to_image(v, mode, f"row {start + i} of the {split_name} split") for i, v in enumerate(rows)]
+        if raw_uint8:
+            try:
+                px = processor(images, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
+                if px.dtype != torch.uint8:
+                    px = px.round().clamp(0, 255).to(torch.uint8)
+            except (TypeError, ValueError):
+                if chunks or spill is not None:
+                    raise
+                raw_uint8 = False
+            else:
+                if spill is None and not chunks and len(ds) * px[0].numel() > limit:
+                    spill = np.lib.format.open_memmap(folder / PIXELS, mode="w+", dtype=np.uint8,
+                                                      shape=(len(ds), *px.shape[1:]))
+                if spill is not None:
+                    spill[start:start + len(px)] = px.numpy()
                 else:
-                    if spill is None and not chunks and len(ds) * px[0].numel() > limit:
-                        if mapped_path is None:
-                            mapped_path = Path(tempfile.mkdtemp(prefix="hf-unlearn-map-")) / f"{key}.u8"
-                        mapped_path.parent.mkdir(parents=True, exist_ok=True)
-                        spill_tmp = mapped_path.with_name(f"{mapped_path.name}.{os.getpid()}.tmp")  # one per process
-                        spill = np.lib.format.open_memmap(spill_tmp, mode="w+", dtype=np.uint8,
-                                                          shape=(len(ds), *px.shape[1:]))
-                    if spill is not None:
-                        spill[start:start + len(px)] = px.numpy()
-                    else:
-                        chunks.append(px)
-                    continue
-            chunks.append(processor(images, return_tensors="pt")["pixel_values"].float())
-    except BaseException:  # a bad row, a cancel, Ctrl-C: no half-written map stays in the cache
-        if spill is not None:
-            del spill
-            spill_tmp.unlink(missing_ok=True)
-        raise
+                    chunks.append(px)
+                continue
+        chunks.append(processor(images, return_tensors="pt")["pixel_values"].float())
     normalizer = PixelNormalizer.from_processor(processor) if raw_uint8 else PixelNormalizer.identity()
+    mean, std = (None if t is None else t.flatten().tolist() for t in (normalizer.mean, normalizer.std))
+    pixels = None
     if spill is not None:
         spill.flush()
         del spill
-        spill_tmp.replace(mapped_path)
-        mean, std = (None if t is None else t.flatten().tolist() for t in (normalizer.mean, normalizer.std))
-        mapped_path.with_suffix(".json").write_text(json.dumps({"rescale": normalizer.rescale, "mean": mean,
-                                                                "std": std}))
-        return _open_mapped(mapped_path)
-    pixels = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes of one launch may race to write it
-        torch.save({"pixels": pixels, "normalizer": normalizer}, tmp)
-        tmp.replace(path)
-    return pixels, normalizer
+    else:
+        pixels = torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.uint8)
+        if save:
+            np.save(folder / PIXELS, pixels.numpy(), allow_pickle=False)
+    (folder / NORMALIZER).write_text(json.dumps({"rescale": normalizer.rescale, "mean": mean, "std": std,
+                                                 "mapped": pixels is None}))
+    return pixels, normalizer, pixels is None
+
+
+PIXELS, NORMALIZER = "pixels.npy", "normalizer.json"
 
 
 _MAPPED: dict[int, weakref.ref] = {}  # id → tensor: identity, since tensors compare element-wise
@@ -307,13 +386,37 @@ def is_mapped(pixels: torch.Tensor) -> bool:
     return ref is not None and ref() is pixels
 
 
-def _open_mapped(path: Path) -> tuple[torch.Tensor, PixelNormalizer]:
-    meta = json.loads(path.with_suffix(".json").read_text())
-    arr = np.load(path, mmap_mode="c")  # copy-on-write: writable for torch, never written back
+def _open_entry(folder: Path) -> tuple[torch.Tensor, PixelNormalizer]:
+    """A decoded set from its cache entry, without pickle: a copy-on-write map of the array (writable for torch,
+    never written back); registered as mapped when it spilled (its batches are then read from disk)."""
+    meta = json.loads((folder / NORMALIZER).read_text())
+    arr = np.load(folder / PIXELS, mmap_mode="c", allow_pickle=False)
     pixels = torch.from_numpy(arr)
-    key = id(pixels)
-    _MAPPED[key] = weakref.ref(pixels, lambda _ref: _MAPPED.pop(key, None))  # forgotten with the tensor
+    if meta.get("mapped"):
+        key = id(pixels)
+        _MAPPED[key] = weakref.ref(pixels, lambda _ref: _MAPPED.pop(key, None))  # forgotten with the tensor
     return pixels, PixelNormalizer(meta["rescale"], meta["mean"], meta["std"])
+
+
+def check_decoded_size(splits: list[Any], image_column: str, processor: Any, num_channels: int) -> None:
+    """What decoding would hold (rows × the processor's output of the first image, uint8), against the limit."""
+    from .limits import check_decoded, current
+
+    rows = sum(len(ds) for ds in splits)
+    if current().max_decoded_mb is None or rows == 0:
+        return
+    from datasets import Image as ImageFeature
+
+    first = splits[0]
+    if isinstance(first.features.get(image_column), ImageFeature):
+        first = first.cast_column(image_column, ImageFeature(decode=False))
+    image = _to_image(first[0][image_column], "L" if num_channels == 1 else "RGB", "row 0 of the training split")
+    try:
+        shape = processor([image], do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"].shape
+    except (TypeError, ValueError):
+        shape = processor([image], return_tensors="pt")["pixel_values"].shape
+    per_image = int(np.prod(shape[1:]))
+    check_decoded(rows * per_image, f"{rows:,} images of {' × '.join(map(str, shape[1:]))} bytes")
 
 
 def _cache_key(ds: Any, image_column: str, processor: Any, num_channels: int) -> str:
@@ -445,7 +548,9 @@ class LabelledSplits:
 
     def tensors(self, processor: Any, num_channels: int,
                 cache_dir: Path | None = None) -> tuple[Split, Split, PixelNormalizer]:
-        """Both splits as cached tensors (decoded once, reused across runs via ``cache_dir``)."""
+        """Both splits as cached tensors (decoded once, reused across runs via ``cache_dir``), refused first when
+        they would exceed the job's decoded-bytes limit (:mod:`hf_unlearn.limits`)."""
+        check_decoded_size([self.train_ds, self.test_ds], self.image_column, processor, num_channels)
         train_px, normalizer = encode_images(self.train_ds, self.image_column, processor, num_channels, cache_dir,
                                              split_name=self.train_split)
         test_px, _ = encode_images(self.test_ds, self.image_column, processor, num_channels, cache_dir,
@@ -517,6 +622,10 @@ def labelled_splits(dsd: Any, source: DataSource) -> LabelledSplits:
     elif test_split not in dsd:
         raise UnlearnError(f"the dataset has no '{test_split}' split (it has: {', '.join(dsd.keys())})")
     train_ds, test_ds = dsd[source.train_split], dsd[test_split]
+    from .limits import check_rows
+
+    check_rows(source.train_split, len(train_ds))
+    check_rows(test_split, len(test_ds))
     if len(train_ds) < 2:
         raise UnlearnError(f"the training split has {len(train_ds)} rows: unlearning needs at least two")
     img_col, lbl_col = detect_columns(train_ds, source.image_column, source.label_column)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 import time
 from dataclasses import dataclass
@@ -289,19 +290,25 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     local = check_model_source(source)
-    kwargs: dict[str, Any] = {"revision": source.revision, "token": token}
+    kwargs: dict[str, Any] = {"revision": source.revision, "token": token, "trust_remote_code": False}
     if num_labels is not None:
         kwargs.update(num_labels=num_labels, id2label=id2label,
                       label2id={v: k for k, v in (id2label or {}).items()}, ignore_mismatched_sizes=True)
     def fetch() -> tuple[Any, Any]:
         return (AutoModelForImageClassification.from_pretrained(source.id, **kwargs),
-                AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token)
+                AutoImageProcessor.from_pretrained(source.id, revision=source.revision, token=token,
+                                                   trust_remote_code=False)
                 if processor else None)
 
     try:
+        check_model_repo(source, local, token, processor)
         model, processor = fetch() if local else with_retries(fetch, "model", source.id)
     except UnlearnError:
         raise
+    except pickle.UnpicklingError:
+        raise UnlearnError(f"model '{source.id}': its pytorch_model.bin holds Python objects besides tensors (a pickle "
+                           "that would run code when loaded), so it was refused unread: choose a model saved as "
+                           "safetensors") from None
     except ValueError as exc:
         if "Unrecognized" in str(exc) or "image classification" in str(exc).lower():
             raise UnlearnError(
@@ -315,11 +322,33 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
                 f"'{source.id}' is not a model directory (no config.json / weights / preprocessor_config.json): "
                 "save one with save_pretrained"
             ) from exc
-        raise UnlearnError(hub_error_message(exc.__cause__ or exc, "model", source.id, source.revision)) from exc
+        direct = type(exc).__module__.startswith("huggingface_hub")  # from the repo checks, not wrapped by transformers
+        raise UnlearnError(hub_error_message(exc if direct else exc.__cause__ or exc, "model", source.id,
+                                             source.revision)) from exc
     except Exception as exc:  # noqa: BLE001 - every client error becomes one line
         raise UnlearnError(hub_error_message(exc, "model", source.id, source.revision)) from exc
     commit = None if local else _model_commit(source, token, model)
     return model, processor, Resolved(source.id, source.revision, commit, local)
+
+
+def check_model_repo(source: ModelSource, local: bool, token: str | None, processor: bool = True) -> None:
+    """What the model's repo holds, checked before transformers reads it (:mod:`hf_unlearn.repo_checks`): a
+    local folder directly, a Hub repo through its file list and small files, a cached one offline in its
+    snapshot."""
+    from .repo_checks import check_hub_model, check_model_folder
+
+    if local:
+        check_model_folder(Path(source.id), source.id, processor)
+    elif hub_offline() or not hub_reachable():
+        from huggingface_hub import snapshot_download
+
+        try:
+            folder = snapshot_download(source.id, revision=source.revision, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not cached: the load itself says so in one line
+            return
+        check_model_folder(Path(folder), source.id, processor)
+    else:
+        check_hub_model(source.id, source.revision, token, processor)
 
 
 def declared_base(source: ModelSource, local: bool, token: str | None = None, depth: int = 3) -> str | None:
@@ -401,9 +430,19 @@ def load_dataset_dict(source: DataSource, *, token: str | None = None) -> tuple[
 
     path = source.id
     local = check_source("dataset", path, "a dataset folder, parquet file or Hub id")
-    if not local:
+    from .repo_checks import check_dataset_files, check_local_dataset
+
+    if local:
+        check_local_dataset(path)
+    else:
         require_hub("dataset", path, cached=in_hub_cache(path, "README.md", source.revision, "dataset"))
     try:
+        if not local and not hub_offline() and hub_reachable():
+            from huggingface_hub import HfApi
+
+            info = with_retries(lambda: HfApi(token=token).dataset_info(path, revision=source.revision),
+                                "dataset", path)
+            check_dataset_files([s.rfilename for s in info.siblings or []], path)
         if local and path.endswith(".parquet"):
             dsd = datasets.load_dataset("parquet", data_files={source.train_split: path})
         elif local:

@@ -140,7 +140,7 @@ def _demo(demo_assets, **kw):
 
 
 def _entries(cache_root):
-    return sorted(p for p in (cache_root / "references").iterdir() if not p.name.startswith(".tmp-")) \
+    return sorted(p for p in (cache_root / "references").iterdir() if not p.name.startswith(".")) \
         if (cache_root / "references").is_dir() else []
 
 
@@ -181,16 +181,24 @@ def test_a_corrupt_entry_is_rebuilt_not_trusted(demo_assets, own_cache):
     assert _demo(demo_assets).report.retrain["cached"] is True
 
 
+def _size(folder) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def test_the_cache_stays_within_its_limit_evicting_the_least_recently_used(demo_assets, own_cache, monkeypatch):
-    monkeypatch.setenv("HF_UNLEARN_CACHE_MB", "1")
-    seeds = (0, 1, 2)
-    for seed in seeds:
+    """One limit covers the references and the decoded tensors beside them (one family): set to hold the
+    tensors and one and a half references, three seeds leave the newest reference and evict the oldest first."""
+    _demo(demo_assets, seed=0)
+    (first,) = _entries(own_cache)
+    limit = _size(own_cache) + _size(first) // 2
+    monkeypatch.setenv("HF_UNLEARN_CACHE_MB", str(limit / 2**20))
+    for seed in (1, 2):
         _demo(demo_assets, seed=seed)
     entries = _entries(own_cache)
-    total = sum(p.stat().st_size for e in entries for p in e.rglob("*") if p.is_file())
-    assert total <= 2**20 and 1 <= len(entries) < len(seeds), (total, len(entries))
+    assert _size(own_cache) <= limit and len(entries) == 1, (_size(own_cache), limit, len(entries))
     keys = [json.loads((e / "manifest.json").read_text())["key"]["seed"] for e in entries]
-    assert 2 in keys and 0 not in keys  # the newest stays, the oldest went first
+    assert keys == [2]  # the newest stays, the oldest went first
+    assert (own_cache / "tensors").is_dir() and any((own_cache / "tensors").glob("*/pixels.npy"))
     assert _demo(demo_assets, seed=2).report.retrain["cached"] is True
     assert _demo(demo_assets, seed=0).report.retrain["cached"] is False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -30,7 +31,8 @@ def test_a_spilled_cache_gives_the_same_run_as_an_in_memory_one(demo_assets, tmp
     monkeypatch.setenv("HF_UNLEARN_MEMORY_LIMIT_MB", "0.01")  # below the digits' 350 KB
     spilled = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", cache_dir=tmp_path / "mapped", **common)
     assert spilled.data.forget.mapped and spilled.data.retain.mapped and not eager.data.forget.mapped
-    assert list((tmp_path / "mapped").glob("*.u8")) and not list((tmp_path / "mapped").glob("*.pt"))
+    entries = [json.loads(p.read_text()) for p in (tmp_path / "mapped").glob("*/normalizer.json")]
+    assert entries and all(e["mapped"] for e in entries) and not list((tmp_path / "mapped").rglob("*.pt"))
     for k in ("ua", "ra", "ta", "mia_efficacy"):
         assert spilled.report.metrics["unlearned"][k] == eager.report.metrics["unlearned"][k], k
     again = unlearn(str(demo_assets[0]), str(demo_assets[1]), "3", cache_dir=tmp_path / "mapped", **common)
@@ -91,7 +93,7 @@ def test_the_decoded_cache_is_reused_and_a_write_to_it_never_reaches_the_file(tm
     ds = random_images(40, 8)
     proc = ViTImageProcessor(size={"height": 8, "width": 8})
     first, _ = encode_images(ds, "image", proc, 3, cache_dir=tmp_path)
-    (cache,) = tmp_path.glob("*.pt")
+    (cache,) = tmp_path.glob("*/pixels.npy")
     stamp = cache.stat().st_mtime_ns, cache.read_bytes()
     again, _ = encode_images(ds, "image", proc, 3, cache_dir=tmp_path)
     assert torch.equal(again, first)
