@@ -280,12 +280,14 @@ def check_model_source(source: ModelSource) -> bool:
 
 
 def load_model(source: ModelSource, *, token: str | None = None, num_labels: int | None = None,
-               id2label: dict[int, str] | None = None, processor: bool = True) -> tuple[Any, Any, Resolved]:
+               id2label: dict[int, str] | None = None, processor: bool = True,
+               checked: bool = False) -> tuple[Any, Any, Resolved]:
     """Load an image classifier and its processor; optionally replace the head.
 
     ``num_labels``/``id2label`` re-initialise the classification head for a
     dataset whose classes differ (the user asked for it explicitly).
     ``processor=False``: the model alone (a pre-trained base whose inputs the run's own processor makes).
+    ``checked``: the caller ran :func:`check_model_repo` already (a run checks the model before its dataset).
     """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -301,7 +303,8 @@ def load_model(source: ModelSource, *, token: str | None = None, num_labels: int
                 if processor else None)
 
     try:
-        check_model_repo(source, local, token, processor)
+        if not checked:
+            check_model_repo(source, local, token, processor)
         model, processor = fetch() if local else with_retries(fetch, "model", source.id)
     except UnlearnError:
         raise
@@ -348,7 +351,12 @@ def check_model_repo(source: ModelSource, local: bool, token: str | None, proces
             return
         check_model_folder(Path(folder), source.id, processor)
     else:
-        check_hub_model(source.id, source.revision, token, processor)
+        try:
+            check_hub_model(source.id, source.revision, token, processor)
+        except UnlearnError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - not found, gated, a bad token: one line, as a load would say
+            raise UnlearnError(hub_error_message(exc, "model", source.id, source.revision)) from exc
 
 
 def declared_base(source: ModelSource, local: bool, token: str | None = None, depth: int = 3) -> str | None:

@@ -4,8 +4,8 @@ A Space serves strangers. One visitor's million-row dataset, 5000-epoch run or 6
 hold the only run slot for hours or exhaust the machine, so every limit here is checked *before* the work it
 bounds: rows before decoding, decoded bytes before the first image is decoded, pixels from an image's header.
 
-Each limit is an environment variable (``0`` or ``none`` lifts it). Unset, a job in the app (or any process on
-a Space) gets :data:`SPACE_DEFAULTS`; the CLI and the Python API on a user's own machine get
+Each limit is an environment variable (``0`` or ``none`` lifts it). Unset, a process on a Space (the app, or
+anything else run there) gets :data:`SPACE_DEFAULTS`; the app, CLI and Python API on a user's own machine get
 :data:`LOCAL_DEFAULTS`, which leave the job's cost to its owner but keep the per-image guards, because a
 decompression bomb is as hostile on a laptop as on a Space.
 """
@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 from .errors import UnlearnError
@@ -50,34 +47,22 @@ ENV = {
     "max_classes": "HF_UNLEARN_MAX_CLASSES",
 }
 
-#: a public Space: CIFAR-10/100 and MNIST fit whole (60,000 rows; 50,000 × 3 × 224² uint8 is 7.5 GB, so a ViT
-#: preset at full resolution needs a larger HF_UNLEARN_MAX_DECODED_MB), and a job gets half an hour
-SPACE_DEFAULTS = Limits(max_rows=60_000, max_decoded_mb=4096.0, max_job_seconds=1800.0,
+#: a public Space: CIFAR-10/100 and MNIST fit whole (60,000 rows a split), so do their ViT presets at 224 px
+#: (60,000 × 3 × 224² bytes is 8.6 GB, spilled to a memory map above 8 GB), and a job gets half an hour
+SPACE_DEFAULTS = Limits(max_rows=60_000, max_decoded_mb=10_240.0, max_job_seconds=1800.0,
                         max_image_pixels=100_000_000, max_image_frames=1, max_classes=1000)
 #: a user's own machine: the job's size is the owner's business; the per-image and per-label guards stay
 LOCAL_DEFAULTS = Limits(max_rows=None, max_decoded_mb=None, max_job_seconds=None,
                         max_image_pixels=100_000_000, max_image_frames=1, max_classes=100_000)
 
-_DEFAULTS: ContextVar[Limits | None] = ContextVar("hf_unlearn_limit_defaults", default=None)
-
-
 def on_space() -> bool:
+    """Whether this process runs on a Hugging Face Space (which sets these variables)."""
     return os.environ.get("SYSTEM") == "spaces" or bool(os.environ.get("SPACE_ID"))
-
-
-@contextmanager
-def space_defaults() -> Iterator[None]:
-    """Within this block (a job of the app), unset limits take :data:`SPACE_DEFAULTS`."""
-    token = _DEFAULTS.set(SPACE_DEFAULTS)
-    try:
-        yield
-    finally:
-        _DEFAULTS.reset(token)
 
 
 def current() -> Limits:
     """The limits in force here and now: each variable that is set, else the defaults of where this runs."""
-    defaults = _DEFAULTS.get() or (SPACE_DEFAULTS if on_space() else LOCAL_DEFAULTS)
+    defaults = SPACE_DEFAULTS if on_space() else LOCAL_DEFAULTS
     values = {}
     for name, var in ENV.items():
         raw = os.environ.get(var)
@@ -111,8 +96,8 @@ def check_decoded(total_bytes: int, detail: str) -> None:
     """The decoded tensors a job would hold, refused before decoding when they exceed the limit."""
     limit = current().max_decoded_mb
     if limit is not None and total_bytes > limit * 2**20:
-        raise UnlearnError(f"decoding this dataset would take {total_bytes / 2**20:,.0f} MB ({detail}), more than "
-                           f"the {limit:,.0f} MB a job may use here ({ENV['max_decoded_mb']}): take a subset, use a "
+        raise UnlearnError(f"decoding this dataset would take {total_bytes / 2**20:,.1f} MB ({detail}), more than "
+                           f"the {limit:,.1f} MB a job may use here ({ENV['max_decoded_mb']}): take a subset, use a "
                            "model with a smaller input size, or run hf-unlearn on your own machine")
 
 

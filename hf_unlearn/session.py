@@ -26,6 +26,7 @@ from .errors import UnlearnError
 from .forget import ForgetSpec
 from .hub import (
     Resolved,
+    check_model_repo,
     check_model_source,
     declared_base,
     default_cache_dir,
@@ -277,8 +278,8 @@ def load(config: RunConfig, *, model: Any = None, processor: Any = None, dataset
     if options.cache_references and config.retrain_settings is not None:
         references().check_limit()  # a bad HF_UNLEARN_CACHE_MB is an error before anything is loaded
     cache = Path(options.cache_dir) if options.cache_dir else default_cache_dir() / "tensors"
-    if model is None:
-        check_model_source(config.model)  # a wrong model id fails before its dataset is downloaded
+    if model is None:  # a wrong model id, or a repo that needs code, fails before its dataset is downloaded
+        check_model_repo(config.model, check_model_source(config.model), token)
     dsd, data_res = _dataset(config.data, dataset, token)
     splits = labelled_splits(dsd, config.data)
     raise_if_cancelled()
@@ -340,7 +341,7 @@ def _model(config: RunConfig, class_names: list[str], model: Any, processor: Any
     if model is None:
         head = {"num_labels": len(class_names), "id2label": dict(enumerate(class_names))} \
             if config.options.reinit_head else {}
-        return load_model(config.model, token=token, **head)
+        return load_model(config.model, token=token, checked=True, **head)
     if processor is None:
         raise UnlearnError("pass the model's image processor with processor=... when giving a loaded model")
     name = getattr(getattr(model, "config", None), "name_or_path", "") or IN_MEMORY

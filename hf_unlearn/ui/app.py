@@ -5,7 +5,7 @@ The form is generated (:mod:`.form`) and handed to the run as one mapping of
 names to values. Each run happens in a worker thread of the user's own session
 (its result lives in ``gr.State``), streams its log and progress, and can be
 cancelled: the engine checks the session's cancel event every step and
-nothing is written before the end. Runs share one concurrency slot so one GPU
+nothing is written before the end. Jobs wait in one bounded queue and run one at a time (by default), so one GPU
 is never oversubscribed. Every handler turns failures into a one-line message
 in the page.
 """
@@ -13,7 +13,6 @@ in the page.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
+from ..limits import on_space
 from ..output import write_files
 from .downloads import run_downloads
 from .form import (
@@ -39,7 +39,7 @@ from .form import (
     with_settings,
 )
 from .form import pickers as kind_pickers
-from .jobs import Tracker, follow, run_plan, session_job, start_job
+from .jobs import JOBS, Tracker, cancel_session, follow, run_plan, session_job, start_job
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
     CANCELLED,
@@ -69,10 +69,6 @@ NOTHING_TO_CANCEL = "Nothing is running: there is nothing to cancel."
 AUDIT_MODELS = (8, 16, 32, 64)
 #: the Compare view's first choice: the two seed methods and the strongest baseline
 COMPARE_DEFAULT = ("rbm", "minnorm-og", "salun")
-
-
-def on_space() -> bool:
-    return os.environ.get("SYSTEM") == "spaces" or bool(os.environ.get("SPACE_ID"))
 
 
 def inspect_dataset(values: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -330,7 +326,11 @@ def build_app() -> Any:
             except UnlearnError as exc:
                 yield (state, error_html(str(exc)), "", *blank, keep)
                 return
-            job = start_job(request.session_hash, lambda **kw: run(config, **kw))
+            try:
+                job = start_job(request.session_hash, lambda **kw: run(config, **kw))
+            except UnlearnError as exc:  # the queue is full, or this page has a job already
+                yield (state, error_html(str(exc)), "", *blank, keep)
+                return
             state["job"] = job
             lines: list[str] = []
             tracker.set_plan(run_plan(config))
@@ -387,8 +387,12 @@ def build_app() -> Any:
             except UnlearnError as exc:
                 yield (state, "", error_html(str(exc)), "", *blank, keep)
                 return
-            job = start_job(request.session_hash,
-                            lambda **kw: run_comparison(config, methods, shared, under=under, **kw))
+            try:
+                job = start_job(request.session_hash,
+                                lambda **kw: run_comparison(config, methods, shared, under=under, **kw))
+            except UnlearnError as exc:
+                yield (state, "", error_html(str(exc)), "", *blank, keep)
+                return
             state["job"] = job
             lines: list[str] = []
             tracker = Tracker()
@@ -433,7 +437,11 @@ def build_app() -> Any:
             except (UnlearnError, TypeError, ValueError) as exc:
                 yield (state, "", error_html(str(exc)), "", *blank, keep)
                 return
-            job = start_job(request.session_hash, lambda **kw: run_audit(config, n, **kw))
+            try:
+                job = start_job(request.session_hash, lambda **kw: run_audit(config, n, **kw))
+            except UnlearnError as exc:
+                yield (state, "", error_html(str(exc)), "", *blank, keep)
+                return
             state["job"] = job
             lines: list[str] = []
             tracker = Tracker()
@@ -483,6 +491,9 @@ def build_app() -> Any:
             job.cancel.set()
             return "Cancelling: the job stops at its next step…"
 
+        def on_unload(request: gr.Request) -> None:
+            cancel_session(getattr(request, "session_hash", None))
+
         def on_push(state, hub_token, repo_id, private_repo, open_pr, oauth_token: gr.OAuthToken | None = None):
             from ..push import push_to_hub
 
@@ -500,7 +511,7 @@ def build_app() -> Any:
             url = info.pr_url or info.commit_url
             return f"Pushed: [{url}]({url})"
 
-        for handler in (on_run, on_compare, on_audit, on_cancel, on_push):
+        for handler in (on_run, on_compare, on_audit, on_cancel, on_push, on_unload):
             gradio_hints(handler, gr)
         for name in ("forget_kind", "retain_fraction"):
             form[name].change(on_kind, [form["forget_kind"], form["retain_fraction"]], [*kind_rows, seed_row])
@@ -523,27 +534,36 @@ def build_app() -> Any:
         compare_outputs = [compare_progress, compare_status, compare_log, compare_table, pareto, verdicts,
                            compare_files]
         audit_outputs = [audit_progress, audit_status_md, audit_log, audit_plot, audit_scores, audit_files]
-        # the page's own progress display replaces Gradio's, which would cover every output of the job
+        # the page's own progress display replaces Gradio's, which would cover every output of the job; every job
+        # event enters its handler at once and waits in the app's own queue (jobs.JOBS), which shows its place
+        job_events = JOBS.slots + JOBS.size
         run_btn.click(on_run, inputs=[session], inputs_kwargs=form, outputs=[session, *run_outputs, history],
-                      api_name="run", concurrency_limit=1, concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
+                      api_name="run", concurrency_limit=job_events, concurrency_id=RUN_CONCURRENCY,
+                      show_progress="hidden")
         cancel_btn.click(on_cancel, session, status, api_name="cancel")
         compare_btn.click(on_compare, inputs=[session, compare_methods], inputs_kwargs=form,
-                          outputs=[session, *compare_outputs, history], api_name="compare", concurrency_limit=1,
-                          concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
+                          outputs=[session, *compare_outputs, history], api_name="compare",
+                          concurrency_limit=job_events, concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
         compare_cancel.click(on_cancel, session, compare_status, api_name="cancel_compare")
         audit_btn.click(on_audit, inputs=[session, audit_n], inputs_kwargs=form,
-                        outputs=[session, *audit_outputs, history], api_name="audit", concurrency_limit=1,
+                        outputs=[session, *audit_outputs, history], api_name="audit", concurrency_limit=job_events,
                         concurrency_id=RUN_CONCURRENCY, show_progress="hidden")
         audit_cancel.click(on_cancel, session, audit_status_md, api_name="cancel_audit")
         history.input(on_open, [session, history], [session, views, *run_outputs, *compare_outputs,
                                                     *audit_outputs], api_name="open")
         push_btn.click(on_push, [session, token, repo, private, create_pr], push_out, api_name="push")
+        app.unload(on_unload)  # a closed tab stops its job, running or waiting
     return app
 
 
+#: events Gradio holds before it answers "queue full" (light ones: a job waits in jobs.JOBS, not here)
+EVENT_QUEUE_SIZE = 64
+
+
 def queued(app: Any) -> Any:
-    """The production queue: light events 4 at a time, runs one at a time (their own slot), the rest wait."""
-    return app.queue(default_concurrency_limit=4)
+    """The production queue: light events 4 at a time and at most :data:`EVENT_QUEUE_SIZE` waiting; jobs enter
+    their handlers at once and wait in the app's own bounded queue (:class:`~hf_unlearn.ui.jobs.JobQueue`)."""
+    return app.queue(default_concurrency_limit=4, max_size=EVENT_QUEUE_SIZE)
 
 
 #: the largest upload the app stores (an index list or a settings file is far smaller; Gradio refuses larger

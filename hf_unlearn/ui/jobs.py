@@ -1,8 +1,16 @@
 """One unlearning run, comparison or audit in a worker thread of the user's session, reporting through a queue;
-cancellable."""
+cancellable; admitted through the app's one bounded job queue.
+
+Gradio's own queue would hold a job without telling its visitor anything they can act on, and could not drop a
+job whose visitor cancelled it or left. So every job event enters at once, and :class:`JobQueue` runs them
+``HF_UNLEARN_JOB_SLOTS`` at a time (default 1: one GPU is never oversubscribed) in arrival order, lets at most
+``HF_UNLEARN_QUEUE_SIZE`` wait (default 16; the next visitor is told the app is busy), shows each waiting
+visitor their position, and lets Cancel, or a closed tab, take a job out of the line.
+"""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -11,6 +19,73 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import Cancelled, UnlearnError
+
+DEFAULT_SLOTS = 1
+DEFAULT_QUEUE_SIZE = 16
+
+
+def _count(var: str, default: int) -> int:
+    raw = os.environ.get(var, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise UnlearnError(f"{var} must be a whole number of at least 1, got '{raw}'")
+    return value
+
+
+class JobQueue:
+    """The jobs of every session: ``slots`` run at once, the others wait in arrival order, at most ``size``."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.waiting: list[Job] = []
+        self.running: list[Job] = []
+
+    @property
+    def slots(self) -> int:
+        return _count("HF_UNLEARN_JOB_SLOTS", DEFAULT_SLOTS)
+
+    @property
+    def size(self) -> int:
+        return _count("HF_UNLEARN_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)
+
+    def admit(self, job: Job) -> None:
+        """Put ``job`` in line, or refuse it in one line when the line is full."""
+        with self._cond:
+            if len(self.running) >= self.slots and len(self.waiting) >= self.size:
+                raise UnlearnError(f"the app is busy: {len(self.waiting)} jobs are waiting already, the most it "
+                                   "queues (HF_UNLEARN_QUEUE_SIZE); try again in a few minutes")
+            self.waiting.append(job)
+            self._cond.notify_all()
+
+    def wait_turn(self, job: Job) -> None:
+        """Block until ``job`` is first in line and a slot is free; a cancel meanwhile takes it out of the line."""
+        with self._cond:
+            while not (self.waiting and self.waiting[0] is job and len(self.running) < self.slots):
+                if job.cancel.is_set():
+                    raise Cancelled()
+                self._cond.wait(0.2)
+            self.waiting.pop(0)
+            self.running.append(job)
+            self._cond.notify_all()
+
+    def leave(self, job: Job) -> None:
+        with self._cond:
+            for line in (self.waiting, self.running):
+                if job in line:
+                    line.remove(job)
+            self._cond.notify_all()
+
+    def position(self, job: Job) -> tuple[int, int] | None:
+        """(place in line, jobs in line) while ``job`` waits; None once it runs."""
+        with self._cond:
+            return (self.waiting.index(job) + 1, len(self.waiting)) if job in self.waiting else None
+
+
+#: the app's one queue (every session's jobs)
+JOBS = JobQueue()
 
 
 class Job:
@@ -33,6 +108,7 @@ class Job:
 
     def _run(self) -> None:
         try:
+            JOBS.wait_turn(self)
             self.result = self.target(progress=self.events.put, cancel=self.cancel)
         except Cancelled:
             self.cancelled = True
@@ -42,9 +118,11 @@ class Job:
         except Exception as exc:  # noqa: BLE001 - the page shows one line, never a traceback
             self.error = f"unexpected error ({type(exc).__name__}): {str(exc).splitlines()[0] if str(exc) else ''}"
         finally:
+            JOBS.leave(self)
             self.events.put(None)
 
     def start(self) -> Job:
+        JOBS.admit(self)
         self.thread.start()
         return self
 
@@ -55,11 +133,24 @@ _LATEST: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
 
 
 def start_job(session: str | None, target: Callable[..., Any]) -> Job:
-    """Start ``target`` as the session's job (what its Cancel buttons stop)."""
+    """Queue ``target`` as the session's job (what its Cancel buttons stop); one at a time per page, so that one
+    visitor cannot fill the line from one tab."""
+    earlier = _LATEST.get(session) if session else None
+    if earlier is not None and earlier.running:
+        raise UnlearnError("this page has a job running or waiting already: wait for it to finish, or cancel it")
     job = Job(target).start()
     if session:
         _LATEST[session] = job
     return job
+
+
+def cancel_session(session: str | None) -> bool:
+    """Stop the session's job (its page was closed): True when one was running or waiting."""
+    job = _LATEST.get(session) if session else None
+    if job is None or not job.running:
+        return False
+    job.cancel.set()
+    return True
 
 
 def session_job(session: str | None, state: dict[str, Any] | None) -> Job | None:
@@ -130,6 +221,8 @@ class Tracker:
         #: run their epochs over the small forget set alone)
         self.pace: dict[str, float] = {}
         self.task: tuple[int, int, str] | None = None
+        #: (place, jobs in line) while the job waits for a slot
+        self.queued: tuple[int, int] | None = None
 
     def set_plan(self, plan: list[list[Any]]) -> None:
         """Follow ``plan`` (:func:`run_plan`) from here on: known once the request is checked, after the display
@@ -197,6 +290,13 @@ class Tracker:
         """The progress display: the phase by name, a bar over the whole job, its share, the time spent and left."""
         import html
 
+        if self.queued is not None:
+            place, waiting = self.queued
+            ahead = "it starts when the job before it ends" if place == 1 else f"{place - 1} jobs are ahead of it"
+            return (f'<div class="hfu-progress hfu-queued" role="status"><div class="hfu-phase"><b>Waiting in the '
+                    f'queue: position {place} of {waiting}</b> · {ahead}</div><div class="hfu-foot">'
+                    f'{time.perf_counter() - self.started:.0f} s waited · Cancel takes it out of the queue</div>'
+                    '</div>')
         f = self.fraction()
         left = self.seconds_left()
         elapsed = time.perf_counter() - self.started
@@ -219,6 +319,7 @@ def follow(job: Job, lines: list[str], tracker: Tracker, every_step: bool = True
     last = 0.0
     try:
         while True:
+            tracker.queued = JOBS.position(job)
             try:
                 ev = job.events.get(timeout=0.5)
             except queue.Empty:
