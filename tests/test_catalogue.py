@@ -335,7 +335,9 @@ def test_interrupted_save_leaves_nothing(ctx: Ctx, capsys, monkeypatch):
 def test_docs_table_lists_every_case():
     text = DOC.read_text()
     documented = set(re.findall(r"^\| `([a-z0-9-]+)` \|", text, flags=re.M))
-    tested = {c.id for c in CASES} | {"disk-full-during-save", "interrupted-save"}
+    from test_hostile import CASES as HOSTILE
+
+    tested = {c.id for c in [*CASES, *HOSTILE]} | {"disk-full-during-save", "interrupted-save"}
     assert documented >= tested, f"undocumented: {sorted(tested - documented)}"
     count = re.search(r"(\d+) cases", text)
     assert count and int(count.group(1)) == len(documented)

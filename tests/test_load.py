@@ -1,9 +1,13 @@
-"""Load: 8 gradio_client users at once on the offline demo, with the production queue.
+"""Load: 32 gradio_client visitors at once on the offline demo, with the production queue, on 127.0.0.1.
 
-Every job must complete (runs queue one at a time on their own slot), each
-client must get the results of its own request (its forget class in its own
-status and report), and the server process's memory must stay bounded. The
-figures (peak RSS growth, time per job) go to test-artifacts/load.json.
+They mix what a public Space meets: runs, runs cancelled while they wait or train, bad inputs, and visitors who
+close their session with a 5000-epoch job queued. Every run must end with its own result (its forget class in
+its own status), every cancel in the grey cancelled box, every bad input in a one-line error, and every closed
+session's job must be stopped by the server (the queue empties; a 5000-epoch Retrain left running would hold it
+for an hour). The figures (time per job, peak RSS of the server process) go to test-artifacts/load.json.
+
+A second test fills a queue of one: the waiting visitor sees their position, the next is told the app is busy,
+and a second job from one page is refused.
 """
 
 from __future__ import annotations
@@ -13,20 +17,40 @@ import threading
 import time
 
 import psutil
+import pytest
 from conftest import ARTIFACTS, NO_FILES
-from test_app import client, free_port
+from test_app import client, error_message, free_port
 
-CLIENTS = 8
+from hf_unlearn.ui.views import CANCELLED
+
+RUNS, CANCELS, BAD, CLOSED = 16, 6, 6, 4
 MEMORY_BOUND_MB = 1500  # growth of the server process over the whole load, not its size
+LONG = dict(**NO_FILES, method="retrain", epochs=5000, with_retrain=False)
 
 
-def test_eight_concurrent_clients_all_complete_with_their_own_results(demo_assets):
+def _serve():
     from hf_unlearn.ui import build_app, queued
 
     app = queued(build_app())
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}/"
+    return app, f"http://127.0.0.1:{port}/"
+
+
+def _wait(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_32_concurrent_visitors_runs_cancels_bad_inputs_and_closed_sessions(demo_assets, monkeypatch):
+    from hf_unlearn.ui.jobs import JOBS
+
+    monkeypatch.setenv("HF_UNLEARN_QUEUE_SIZE", "32")  # every job of this load fits the line
+    app, url = _serve()
     proc = psutil.Process()
     base = proc.memory_info().rss
     peak = [base]
@@ -37,46 +61,107 @@ def test_eight_concurrent_clients_all_complete_with_their_own_results(demo_asset
             peak[0] = max(peak[0], proc.memory_info().rss)
             time.sleep(0.05)
 
-    results: dict[str, tuple] = {}
+    outcomes: dict[str, tuple[str, str]] = {}  # visitor → (kind, status shown)
     times: dict[str, float] = {}
     errors: list[str] = []
 
-    def user(cls: str) -> None:
+    def visitor(name: str, kind: str, i: int) -> None:
         t0 = time.perf_counter()
         try:
-            results[cls] = client(url).predict(api_name="/run", model="", dataset="", forget_kind="class",
-                                               forget_classes=[cls], **NO_FILES,
-                                               method="ft", epochs=1, with_retrain=False)
+            c = client(url)
+            if kind == "run":
+                out = c.predict(api_name="/run", forget_kind="class", forget_classes=[str(i % 10)], **NO_FILES,
+                                method="ft", epochs=1, with_retrain=False)
+            elif kind == "bad":
+                out = c.predict(api_name="/run", **{**NO_FILES, "forget_kind": "indices", "forget_indices": "1,x"},
+                                method="ft", epochs=1, with_retrain=False)
+            else:
+                job = c.submit(api_name="/run", **LONG)
+                _wait(lambda: len(job.outputs()) >= 2, 60)  # the job is in line or running
+                if kind == "closed":
+                    c.close()  # the visitor goes away: the server must stop the job
+                    outcomes[name] = (kind, "")
+                    return
+                c.predict(api_name="/cancel")
+                out = job.result(timeout=120)
+            outcomes[name] = (kind, out[0])
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(f"{cls}: {exc}")
-        times[cls] = time.perf_counter() - t0
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        finally:
+            times[name] = time.perf_counter() - t0
 
+    plan = ([("run", i) for i in range(RUNS)] + [("cancel", i) for i in range(CANCELS)]
+            + [("bad", i) for i in range(BAD)] + [("closed", i) for i in range(CLOSED)])
+    plan = [plan[(7 * k) % len(plan)] for k in range(len(plan))]  # interleaved: 7 is prime to 32
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t_start = time.perf_counter()
-    users = [threading.Thread(target=user, args=(str(c),)) for c in range(CLIENTS)]
+    visitors = [threading.Thread(target=visitor, args=(f"{kind}-{i}", kind, i)) for kind, i in plan]
     try:
-        for t in users:
+        for t in visitors:
             t.start()
-        for t in users:
-            t.join(timeout=900)
+        for t in visitors:
+            t.join(timeout=600)
+        emptied = _wait(lambda: not JOBS.running and not JOBS.waiting, 120)  # closed sessions' jobs stopped
     finally:
         done.set()
         app.close()
     wall = time.perf_counter() - t_start
     assert not errors, errors
-    assert sorted(results) == [str(c) for c in range(CLIENTS)]
-    for cls, out in results.items():
-        status = out[0]
-        assert "**Error" not in status, status
-        assert f"forget class {cls}." in status, (cls, status)
-        others = [c for c in results if c != cls]
-        assert not any(f"forget class {o}." in status for o in others), status
+    assert len(outcomes) == len(plan) == 32
+    assert emptied, f"jobs left: {len(JOBS.running)} running, {len(JOBS.waiting)} waiting"
+    for name, (kind, status) in outcomes.items():
+        if kind == "run":
+            cls = name.split("-")[1]
+            assert "**Error" not in status and f"forget class {int(cls) % 10}." in status, (name, status)
+        elif kind == "cancel":
+            assert status == CANCELLED, (name, status)
+        elif kind == "bad":
+            message = error_message(status)
+            assert "forget index 'x' is not an integer row number" in message and "\n" not in message
+    runs = [times[n] for n, (k, _) in outcomes.items() if k == "run"]
     growth_mb = (peak[0] - base) / 2**20
-    figures = {"clients": CLIENTS, "wall_s": round(wall, 1), "per_job_s": {k: round(v, 1) for k, v in times.items()},
-               "mean_job_s": round(sum(times.values()) / len(times), 1), "rss_base_mb": round(base / 2**20),
-               "rss_peak_mb": round(peak[0] / 2**20), "rss_growth_mb": round(growth_mb)}
+    figures = {"visitors": len(plan), "runs": RUNS, "cancels": CANCELS, "bad_inputs": BAD, "closed_sessions": CLOSED,
+               "wall_s": round(wall, 1), "run_s_mean": round(sum(runs) / len(runs), 1),
+               "run_s_min": round(min(runs), 1), "run_s_max": round(max(runs), 1),
+               "rss_base_mb": round(base / 2**20), "rss_peak_mb": round(peak[0] / 2**20),
+               "rss_growth_mb": round(growth_mb)}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "load.json").write_text(json.dumps(figures, indent=1))
     print(figures)
     assert growth_mb < MEMORY_BOUND_MB, figures
+
+
+def test_a_full_queue_shows_the_position_refuses_the_next_visitor_and_one_job_per_page(demo_assets, monkeypatch):
+    from hf_unlearn.ui.jobs import JOBS
+
+    monkeypatch.setenv("HF_UNLEARN_QUEUE_SIZE", "1")
+    app, url = _serve()
+    try:
+        first, second, third = client(url), client(url), client(url)
+        running = first.submit(api_name="/run", **LONG)
+        assert _wait(lambda: len(JOBS.running) == 1, 60)
+        waiting = second.submit(api_name="/run", **LONG)
+        assert _wait(lambda: any("Waiting in the queue: position 1 of 1" in str(o[-2]) for o in waiting.outputs()),
+                     30), waiting.outputs()[-1:]
+        busy = third.predict(api_name="/run", **LONG)
+        assert "the app is busy: 1 jobs are waiting already" in error_message(busy[0])
+        again = first.predict(api_name="/run", **LONG)
+        assert "this page has a job running or waiting already" in error_message(again[0])
+        second.predict(api_name="/cancel")  # out of the line, before it ever ran
+        assert waiting.result(timeout=60)[0] == CANCELLED
+        first.predict(api_name="/cancel")
+        assert running.result(timeout=60)[0] == CANCELLED
+        assert _wait(lambda: not JOBS.running and not JOBS.waiting, 30)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_a_bad_queue_setting_is_one_line(value, monkeypatch):
+    from hf_unlearn.errors import UnlearnError
+    from hf_unlearn.ui.jobs import JOBS
+
+    monkeypatch.setenv("HF_UNLEARN_QUEUE_SIZE", value)
+    with pytest.raises(UnlearnError, match="HF_UNLEARN_QUEUE_SIZE must be a whole number of at least 1"):
+        _ = JOBS.size

@@ -535,8 +535,9 @@ def build_app() -> Any:
                            compare_files]
         audit_outputs = [audit_progress, audit_status_md, audit_log, audit_plot, audit_scores, audit_files]
         # the page's own progress display replaces Gradio's, which would cover every output of the job; every job
-        # event enters its handler at once and waits in the app's own queue (jobs.JOBS), which shows its place
-        job_events = JOBS.slots + JOBS.size
+        # event enters its handler at once and waits in the app's own queue (jobs.JOBS), which shows its place; the
+        # margin lets the events beyond a full line reach the handler too, to be told that the app is busy
+        job_events = JOBS.slots + JOBS.size + 16
         run_btn.click(on_run, inputs=[session], inputs_kwargs=form, outputs=[session, *run_outputs, history],
                       api_name="run", concurrency_limit=job_events, concurrency_id=RUN_CONCURRENCY,
                       show_progress="hidden")
