@@ -38,9 +38,21 @@ DEMO_IMAGE_SIZE = 16
 DEMO_NUM_CHANNELS = 3
 
 
+#: the demo's key in the hf-unlearn cache: a new version is a new entry (an older one ages out)
+DEMO_KEY = {"demo": DEMO_VERSION, "channels": DEMO_NUM_CHANNELS}
+
+
+def demo_cache() -> Any:
+    """The demo's assets are one entry of a cache beside the references and tensors: they share its size limit
+    and its least-recently-used eviction (and come back, identical, if evicted)."""
+    from .cache import FolderCache
+
+    return FolderCache(default_cache_dir() / "demo")
+
+
 def demo_dir(cache_dir: str | Path | None = None) -> Path:
-    """``cache_dir`` itself, or a folder of the default cache named after :data:`DEMO_VERSION`."""
-    return Path(cache_dir) if cache_dir else default_cache_dir() / f"demo-v{DEMO_VERSION}"
+    """``cache_dir`` itself, or the demo's entry in the default cache (named by the digest of :data:`DEMO_KEY`)."""
+    return Path(cache_dir) if cache_dir else demo_cache().path(DEMO_KEY)
 
 
 def digits_dataset_folder(root: Path) -> Path:
@@ -76,7 +88,8 @@ def digits_dataset_folder(root: Path) -> Path:
     return folder
 
 
-def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) -> Path:
+def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None,
+                      tensors: Path | None = None) -> Path:
     """Train (once) a small transformers ResNet on the digits' train split and save it."""
     folder = root / "digits-resnet"
     if (folder / "model.safetensors").exists() and _num_channels(folder) == DEMO_NUM_CHANNELS:
@@ -100,7 +113,7 @@ def demo_model_folder(root: Path, dataset_folder: Path, progress: Any = None) ->
     set_seed(DEMO_SEED)
     trained = ResNetForImageClassification(config)
     dsd = datasets.load_dataset(str(dataset_folder))
-    train_original(trained, processor, dsd, DEMO_RECIPE, seed=DEMO_SEED, cache_dir=root / "tensors",
+    train_original(trained, processor, dsd, DEMO_RECIPE, seed=DEMO_SEED, cache_dir=tensors or root / "tensors",
                    engine=Engine(progress=progress))
     tmp = Path(tempfile.mkdtemp(prefix=".digits-resnet-", dir=root))
     trained.save_pretrained(tmp)
@@ -126,13 +139,21 @@ _BUILDING = threading.Lock()
 
 
 def ensure_demo_assets(cache_dir: str | Path | None = None, progress: Any = None) -> tuple[Path, Path]:
-    """(model folder, dataset folder) of the offline demo, built on first use."""
-    root = demo_dir(cache_dir)
+    """(model folder, dataset folder) of the offline demo, built on first use: in ``cache_dir`` when given, else
+    as an entry of the hf-unlearn cache, written whole under a temporary name and checked on every use."""
     with _BUILDING:
-        root.mkdir(parents=True, exist_ok=True)
-        dataset = digits_dataset_folder(root)
-        model = demo_model_folder(root, dataset, progress)
-    return model, dataset
+        if cache_dir:
+            root = Path(cache_dir)
+            root.mkdir(parents=True, exist_ok=True)
+            dataset = digits_dataset_folder(root)
+            return demo_model_folder(root, dataset, progress), dataset
+        cache = demo_cache()
+        entry = cache.get(DEMO_KEY)
+        if entry is None:
+            tensors = default_cache_dir() / "tensors"
+            entry = cache.put(DEMO_KEY, lambda tmp: demo_model_folder(tmp, digits_dataset_folder(tmp), progress,
+                                                                      tensors))
+    return entry / "digits-resnet", entry / "digits"
 
 
 def run_demo(cache_dir: str | Path | None = None, forget_class: str = "3", method: str = "ft",
@@ -141,8 +162,8 @@ def run_demo(cache_dir: str | Path | None = None, forget_class: str = "3", metho
     from .api import unlearn
 
     model_dir, data_dir = ensure_demo_assets(cache_dir)
-    root = demo_dir(cache_dir)
+    tensors = Path(cache_dir) / "tensors" if cache_dir else None  # None: the default cache's
     result = unlearn(str(model_dir), str(data_dir), forget=forget_class, method=method, reference="retrain",
-                     retrain_settings=DEMO_RECIPE, seed=DEMO_SEED, cache_dir=root / "tensors", **settings)
+                     retrain_settings=DEMO_RECIPE, seed=DEMO_SEED, cache_dir=tensors, **settings)
     print_fn(result.report.summary())
     return result

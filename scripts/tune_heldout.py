@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hf_unlearn import ForgetSpec
 from hf_unlearn.compare import compare
-from hf_unlearn.demo import DEMO_RECIPE, demo_dir, ensure_demo_assets
+from hf_unlearn.demo import DEMO_RECIPE, ensure_demo_assets
 from hf_unlearn.proxies import POOL_SEED, proxy_requests
 from hf_unlearn.tuning import tune
 
@@ -55,7 +55,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, data = map(str, ensure_demo_assets())
-    common = {"retrain_settings": DEMO_RECIPE, "cache_dir": demo_dir() / "tensors"}
+    common = {"retrain_settings": DEMO_RECIPE}
     summary: dict = {}
     md = [f"Digits demo, development machine (2 CPU cores); {args.trials} trials per method, 2 proxy requests, "
           f"each trial on every proxy with seeds 0 and 1; "

@@ -76,7 +76,8 @@ def test_demo_assets_take_rgb_and_live_in_a_fresh_cache_folder(demo_assets):
     processor = json.loads((demo_assets[0] / "preprocessor_config.json").read_text())
     assert config["num_channels"] == DEMO_NUM_CHANNELS == 3
     assert len(processor["image_mean"]) == len(processor["image_std"]) == 3 and processor["do_convert_rgb"]
-    assert DEMO_VERSION >= 2 and demo_dir().name == f"demo-v{DEMO_VERSION}"  # a v1 (one-channel) cache is not reused
+    assert DEMO_VERSION >= 2 and demo_assets[0].parent == demo_dir()  # the entry of this version's key
+    assert demo_dir().parent.name == "demo" and (demo_dir() / "manifest.json").is_file()
 
 
 def test_a_one_channel_model_left_in_an_explicit_cache_dir_is_trained_again(demo_assets, tmp_path):
