@@ -488,8 +488,8 @@ def build_app() -> Any:
             if job is None or not job.running:  # a toast: the view keeps the result it shows
                 gr.Info(NOTHING_TO_CANCEL)
                 return gr.update()
-            job.cancel.set()
-            return "Cancelling: the job stops at its next step…"
+            job.cancel.set()  # the job's own progress display says so; the status is the job's to write, so a
+            return gr.update()  # late reply here can never cover the job's final "Cancelled" box
 
         def on_unload(request: gr.Request) -> None:
             cancel_session(getattr(request, "session_hash", None))

@@ -223,6 +223,8 @@ class Tracker:
         self.task: tuple[int, int, str] | None = None
         #: (place, jobs in line) while the job waits for a slot
         self.queued: tuple[int, int] | None = None
+        #: Cancel was pressed: the job stops at its next step
+        self.cancelling = False
 
     def set_plan(self, plan: list[list[Any]]) -> None:
         """Follow ``plan`` (:func:`run_plan`) from here on: known once the request is checked, after the display
@@ -301,10 +303,11 @@ class Tracker:
         left = self.seconds_left()
         elapsed = time.perf_counter() - self.started
         task = f"{self.task[0] + 1}/{self.task[1]} {self.task[2]} · " if self.task else ""
+        head = ("Cancelling: the job stops at its next step · " if self.cancelling else "") + task
         foot = f"{f:.0%} of the job · {elapsed:.0f} s so far" + (
             seconds_left(left) if left is not None else " · estimating the time left…")
         return (f'<div class="hfu-progress" role="progressbar" aria-valuenow="{f * 100:.0f}" aria-valuemin="0" '
-                f'aria-valuemax="100"><div class="hfu-phase">{html.escape(task)}<b>{html.escape(self.phase)}</b>'
+                f'aria-valuemax="100"><div class="hfu-phase">{html.escape(head)}<b>{html.escape(self.phase)}</b>'
                 f'{html.escape(" · " + self.detail) if self.detail else ""}</div>'
                 f'<div class="hfu-bar"><span style="width:{f * 100:.1f}%"></span></div>'
                 f'<div class="hfu-foot">{html.escape(foot)}</div></div>')
@@ -320,6 +323,7 @@ def follow(job: Job, lines: list[str], tracker: Tracker, every_step: bool = True
     try:
         while True:
             tracker.queued = JOBS.position(job)
+            tracker.cancelling = job.cancel.is_set()
             try:
                 ev = job.events.get(timeout=0.5)
             except queue.Empty:
