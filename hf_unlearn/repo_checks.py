@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,31 +167,37 @@ def check_model_files(files: list[str], source: str) -> str:
                        "PyTorch's weights-only mode): save the model with save_pretrained, or choose another")
 
 
-def check_model_folder(folder: Path, source: str, processor: bool = True) -> None:
-    """Every check on a model's folder (a local one, or the Hub files fetched so far), before it is loaded."""
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise UnlearnError(f"'{source}' is not a model directory (no config.json): save one with save_pretrained")
-    config = _json_file(config_path, "config.json", source)
+def check_model_files_in(source: str, files: list[str], fetch: Callable[[str], Path], processor: bool,
+                         missing: dict[str, str]) -> None:
+    """Every check on a model, in the order that fetches least first: its config, its processor's config, its
+    file list, then its weights' headers. ``fetch(name)`` gives a file's local path (a folder's file, or a Hub
+    download); ``missing`` says what to do when the config or the processor is absent (a folder's owner saves
+    one; a Hub repo's user picks another model)."""
+    if "config.json" not in files:
+        raise UnlearnError(missing["config"])
+    config = _json_file(fetch("config.json"), "config.json", source)
     check_config(config, source)
     if processor and config.get("model_type") not in PROCESSOR_IN_CONFIG:
-        path = folder / "preprocessor_config.json"
-        if not path.is_file():
+        if "preprocessor_config.json" not in files:
             raise UnlearnError(f"model '{source}' has no image processor (no preprocessor_config.json), so its inputs "
-                               "cannot be made: save the processor beside the model (processor.save_pretrained)")
-        check_processor(_json_file(path, "preprocessor_config.json", source), source,
+                               f"cannot be made: {missing['processor']}")
+        check_processor(_json_file(fetch("preprocessor_config.json"), "preprocessor_config.json", source), source,
                         int(config.get("num_channels", 3)))
-    files = [str(p.relative_to(folder)) for p in folder.iterdir()]
     if check_model_files(files, source) == "safetensors":
-        check_weights_fit(config, _shards(folder), source)
+        if "model.safetensors" in files:  # what transformers reads when both are there
+            shards = [fetch("model.safetensors")]
+        else:
+            index = json.loads(fetch("model.safetensors.index.json").read_text())
+            shards = [fetch(n) for n in sorted(set(index.get("weight_map", {}).values()))]
+        check_weights_fit(config, shards, source)
 
 
-def _shards(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        names = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
-        return [folder / n for n in names if (folder / n).is_file()]
-    return [folder / "model.safetensors"]
+def check_model_folder(folder: Path, source: str, processor: bool = True) -> None:
+    """The checks on a model's folder (a local one, or a cached Hub snapshot), before it is loaded."""
+    check_model_files_in(source, [p.name for p in folder.iterdir() if p.is_file()], lambda name: folder / name,
+                         processor, {"config": f"'{source}' is not a model directory (no config.json): save one with "
+                                               "save_pretrained",
+                                     "processor": "save the processor beside the model (processor.save_pretrained)"})
 
 
 def check_hub_model(repo_id: str, revision: str | None, token: str | None, processor: bool = True) -> None:
@@ -201,29 +208,15 @@ def check_hub_model(repo_id: str, revision: str | None, token: str | None, proce
     from .hub import with_retries
 
     info = with_retries(lambda: HfApi(token=token).model_info(repo_id, revision=revision), "model", repo_id)
-    files = [s.rfilename for s in info.siblings or []]
 
     def fetch(name: str) -> Path:
         return Path(with_retries(lambda: hf_hub_download(repo_id, name, revision=revision, token=token),
                                  "model", repo_id))
 
-    if "config.json" not in files:
-        raise UnlearnError(f"model '{repo_id}' has no config.json, so it is not a transformers model: choose another")
-    config = _json_file(fetch("config.json"), "config.json", repo_id)
-    check_config(config, repo_id)
-    if processor and config.get("model_type") not in PROCESSOR_IN_CONFIG:
-        if "preprocessor_config.json" not in files:
-            raise UnlearnError(f"model '{repo_id}' has no image processor (no preprocessor_config.json), so its inputs "
-                               "cannot be made: choose a model that ships one")
-        check_processor(_json_file(fetch("preprocessor_config.json"), "preprocessor_config.json", repo_id), repo_id,
-                        int(config.get("num_channels", 3)))
-    if check_model_files(files, repo_id) == "safetensors":
-        if "model.safetensors" in files:
-            shards = [fetch("model.safetensors")]
-        else:
-            index = json.loads(fetch("model.safetensors.index.json").read_text())
-            shards = [fetch(n) for n in sorted(set(index.get("weight_map", {}).values()))]
-        check_weights_fit(config, shards, repo_id)
+    check_model_files_in(repo_id, [s.rfilename for s in info.siblings or []], fetch, processor,
+                         {"config": f"model '{repo_id}' has no config.json, so it is not a transformers model: "
+                                    "choose another",
+                          "processor": "choose a model that ships one"})
 
 
 def check_dataset_files(files: list[str], source: str) -> None:
