@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -165,3 +166,38 @@ def test_a_bad_queue_setting_is_one_line(value, monkeypatch):
     monkeypatch.setenv("HF_UNLEARN_QUEUE_SIZE", value)
     with pytest.raises(UnlearnError, match="HF_UNLEARN_QUEUE_SIZE must be a whole number of at least 1"):
         _ = JOBS.size
+
+
+def test_a_closed_session_frees_its_results_and_removes_its_folders(demo_assets):
+    """A departed visitor's models and files go when their tab closes, not after Gradio's hour (a public Space
+    would hold every one meanwhile)."""
+    app, url = _serve()
+    try:
+        c = client(url)
+        out = c.predict(api_name="/run", **NO_FILES, method="ft", epochs=1, with_retrain=False)
+        assert out[0].startswith("Done"), out[0]
+        kept = app.state_holder.session_data[c.session_hash].state_data
+        (state,) = [v for v in kept.values() if isinstance(v, dict) and "folders" in v]
+        folders = [Path(f) for f in state["folders"]]
+        assert folders and all(f.is_dir() for f in folders)
+        assert "job" not in state, "a finished job (with every model it computed) stays in the page's state"
+        assert state["history"][-1]["result"] is not None  # what Push needs, while the page is open
+        c.close()
+        assert _wait(lambda: not any(f.exists() for f in folders), 30), folders
+        assert _wait(lambda: not app.state_holder.session_data[c.session_hash].state_data, 30)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("value", ["0", "soon"])
+def test_a_bad_files_age_setting_stops_the_app_in_one_line(value, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "HF_UNLEARN_FILES_MAX_AGE_S": value, "HF_UNLEARN_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(root / "app.py")], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("error: HF_UNLEARN_FILES_MAX_AGE_S must be a whole number of seconds (e.g. 3600), "
+                                   f"got '{value}'"), done.stderr

@@ -13,10 +13,7 @@ in the page.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import UnlearnError
@@ -40,6 +37,7 @@ from .form import (
 )
 from .form import pickers as kind_pickers
 from .jobs import JOBS, Tracker, cancel_session, follow, run_plan, session_job, start_job
+from .session_files import delete_cache_setting, drop_session_files, session_folder
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
     CANCELLED,
@@ -127,9 +125,10 @@ def build_app() -> Any:
     from ..report import metrics_legend
 
     kinds = available_kinds()
-    # Gradio's copies of the files a page shows (plots, downloads) go after six hours: a public Space's disk
-    with gr.Blocks(title="hf-unlearn", delete_cache=(6 * 3600, 6 * 3600)) as app:
-        session = gr.State({})
+    # Gradio's copies of the files a page shows (plots, downloads) go after HF_UNLEARN_FILES_MAX_AGE_S (an hour);
+    # the session's own folders go with its state (its tab closed): a public Space's disk holds what visitors use
+    with gr.Blocks(title="hf-unlearn", delete_cache=delete_cache_setting()) as app:
+        session = gr.State({}, delete_callback=drop_session_files)
         gr.Markdown("# hf-unlearn\nMake an image classifier **forget** a class or a subset of its training data, "
                     "see how well it forgot and what it kept (against retraining), and push the result to the Hub.")
         form: dict[str, Any] = {}  # form name → component: the one mapping the Run button hands over
@@ -337,6 +336,7 @@ def build_app() -> Any:
             yield (state, "", "", *blank[:-1], tracker.html(), keep)
             for shown_progress, text in follow(job, lines, tracker):
                 yield (state, keep, text, *(keep,) * 7, shown_progress, keep)
+            state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
             if job.cancelled:
                 lines.append("cancelled")
                 yield (state, CANCELLED, "\n".join(lines), *blank, keep)
@@ -346,11 +346,7 @@ def build_app() -> Any:
                 return
             result = job.result
             report = result.report
-            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-ui-"))
-            folders = [*state.get("folders", []), str(out)]  # the runs the history can still show keep theirs
-            for old in folders[:-KEEP_RESULTS]:
-                shutil.rmtree(old, ignore_errors=True)
-            state["folders"] = folders[-KEEP_RESULTS:]
+            out = session_folder(state, "hf-unlearn-ui-")  # the runs the history can still show keep theirs
             try:
                 checkpoint, files = run_downloads(result, out)
                 plots = [str(checkpoint / n) if (checkpoint / n).exists() else None
@@ -399,13 +395,14 @@ def build_app() -> Any:
             yield (state, tracker.html(), "", "", *blank, keep)
             for shown_progress, text in follow(job, lines, tracker):
                 yield (state, shown_progress, keep, text, *(keep,) * 4, keep)
+            state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
             if job.cancelled or job.error:
                 lines.append("cancelled" if job.cancelled else "failed")
                 yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
                        *blank, keep)
                 return
             comparison = job.result
-            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-compare-")) / "comparison"
+            out = session_folder(state, "hf-unlearn-compare-") / "comparison"
             comparison.save(out)
             lines.append(f"done: {len(methods)} methods × {len(comparison.seeds)} seeds in "
                          f"{comparison.seconds:.1f} s")
@@ -449,12 +446,13 @@ def build_app() -> Any:
             yield (state, tracker.html(), working, "", *blank, keep)
             for shown_progress, text in follow(job, lines, tracker, every_step=False):
                 yield (state, shown_progress, keep, text, *blank, keep)
+            state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
             if job.cancelled or job.error:
                 yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
                        *blank, keep)
                 return
             audit = job.result
-            out = Path(tempfile.mkdtemp(prefix="hf-unlearn-audit-"))
+            out = session_folder(state, "hf-unlearn-audit-")
             files = audit.files()
             write_files(out, files)
             lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
@@ -492,7 +490,13 @@ def build_app() -> Any:
             return gr.update()  # late reply here can never cover the job's final "Cancelled" box
 
         def on_unload(request: gr.Request) -> None:
-            cancel_session(getattr(request, "session_hash", None))
+            """The tab is gone: stop its job, and free its results and folders now rather than in Gradio's hour
+            (a public Space would hold every departed visitor's models meanwhile)."""
+            session_id = getattr(request, "session_hash", None)
+            cancel_session(session_id)
+            holder = getattr(app, "state_holder", None)
+            if session_id and holder is not None and session_id in holder:
+                holder.delete_state(session_id)  # calls drop_session_files on the session's state
 
         def on_push(state, hub_token, repo_id, private_repo, open_pr, oauth_token: gr.OAuthToken | None = None):
             from ..push import push_to_hub
