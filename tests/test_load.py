@@ -184,7 +184,7 @@ def test_a_closed_session_frees_its_results_and_removes_its_folders(demo_assets)
         assert state["history"][-1]["result"] is not None  # what Push needs, while the page is open
         c.close()
         assert _wait(lambda: not any(f.exists() for f in folders), 30), folders
-        assert _wait(lambda: not app.state_holder.session_data[c.session_hash].state_data, 30)
+        assert _wait(lambda: c.session_hash not in app.state_holder.session_data, 30)  # state and page config
     finally:
         app.close()
 
@@ -201,3 +201,16 @@ def test_a_bad_files_age_setting_stops_the_app_in_one_line(value, tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == ("error: HF_UNLEARN_FILES_MAX_AGE_S must be a whole number of seconds (e.g. 3600), "
                                    f"got '{value}'"), done.stderr
+
+
+def test_the_sweep_removes_only_served_files_older_than_the_age(tmp_path):
+    import time
+
+    from hf_unlearn.ui.session_files import sweep_served_files
+
+    old = tmp_path / "0a1b" / "report.json"
+    old.parent.mkdir()
+    old.write_text("{}")
+    assert sweep_served_files(tmp_path, age_s=60) == 0 and old.exists()  # younger than the age: kept
+    assert sweep_served_files(tmp_path, age_s=60, now=time.time() + 61) == 1
+    assert not old.exists() and not old.parent.exists() and tmp_path.is_dir()  # its folder too, not the root

@@ -37,7 +37,7 @@ from .form import (
 )
 from .form import pickers as kind_pickers
 from .jobs import JOBS, Tracker, cancel_session, follow, run_plan, session_job, start_job
-from .session_files import delete_cache_setting, drop_session_files, session_folder
+from .session_files import drop_session_files, session_folder, start_sweeper
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
     CANCELLED,
@@ -125,9 +125,9 @@ def build_app() -> Any:
     from ..report import metrics_legend
 
     kinds = available_kinds()
-    # Gradio's copies of the files a page shows (plots, downloads) go after HF_UNLEARN_FILES_MAX_AGE_S (an hour);
-    # the session's own folders go with its state (its tab closed): a public Space's disk holds what visitors use
-    with gr.Blocks(title="hf-unlearn", delete_cache=delete_cache_setting()) as app:
+    # Gradio's copies of the files a page shows (plots, downloads) go after HF_UNLEARN_FILES_MAX_AGE_S (an hour,
+    # queued() starts the sweep); the session's own folders go with its state (its tab closed)
+    with gr.Blocks(title="hf-unlearn") as app:
         session = gr.State({}, delete_callback=drop_session_files)
         gr.Markdown("# hf-unlearn\nMake an image classifier **forget** a class or a subset of its training data, "
                     "see how well it forgot and what it kept (against retraining), and push the result to the Hub.")
@@ -497,6 +497,7 @@ def build_app() -> Any:
             holder = getattr(app, "state_holder", None)
             if session_id and holder is not None and session_id in holder:
                 holder.delete_state(session_id)  # calls drop_session_files on the session's state
+                holder.session_data.pop(session_id, None)  # and its copy of the page's config (Gradio keeps it)
 
         def on_push(state, hub_token, repo_id, private_repo, open_pr, oauth_token: gr.OAuthToken | None = None):
             from ..push import push_to_hub
@@ -567,7 +568,9 @@ EVENT_QUEUE_SIZE = 64
 
 def queued(app: Any) -> Any:
     """The production queue: light events 4 at a time and at most :data:`EVENT_QUEUE_SIZE` waiting; jobs enter
-    their handlers at once and wait in the app's own bounded queue (:class:`~hf_unlearn.ui.jobs.JobQueue`)."""
+    their handlers at once and wait in the app's own bounded queue (:class:`~hf_unlearn.ui.jobs.JobQueue`); the
+    files it served are swept after ``HF_UNLEARN_FILES_MAX_AGE_S``."""
+    start_sweeper()
     return app.queue(default_concurrency_limit=4, max_size=EVENT_QUEUE_SIZE)
 
 

@@ -88,6 +88,24 @@ class JobQueue:
 JOBS = JobQueue()
 
 
+def release_freed_memory() -> None:
+    """Hand the memory a finished job freed back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Each job runs in its own thread, and glibc keeps what a thread's arena freed: without this the server's RSS
+    climbed about 2 MB per visiting run in a probe, with no Python object behind it (``scripts/soak.py``).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # musl, macOS, Windows: no malloc_trim
+        trim = None
+    if trim is not None:
+        trim(0)
+
+
 class Job:
     """Runs ``target(progress=..., cancel=...)`` (a run, a comparison or an audit); the page reads ``events`` and
     sets ``cancel``."""
@@ -120,6 +138,7 @@ class Job:
         finally:
             JOBS.leave(self)
             self.events.put(None)
+            release_freed_memory()
 
     def start(self) -> Job:
         JOBS.admit(self)

@@ -4,7 +4,9 @@ On a public Space every visitor's job writes a folder. Left alone, they would fi
 visitors long gone. So each folder belongs to its session: the session keeps its last
 :data:`~hf_unlearn.ui.views.KEEP_RESULTS` (what its history shows and Push sends), older ones are removed as
 new ones come, and all of them go when the session ends (its tab closed, or Gradio's state expiry). Gradio's own
-copies of the files it served are removed after ``HF_UNLEARN_FILES_MAX_AGE_S`` seconds (default one hour).
+copies of the files it served are removed after ``HF_UNLEARN_FILES_MAX_AGE_S`` seconds (default one hour) by
+:func:`start_sweeper`: Gradio's own ``delete_cache`` removed none of them (Gradio 6.31: the files it copies for
+outputs are not in the sets its sweep reads; the disk grew 5.8 MB a minute in ``scripts/soak.py`` with it on).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +55,41 @@ def files_max_age_s() -> int:
     return value
 
 
-def delete_cache_setting() -> tuple[int, int]:
-    """Gradio's ``delete_cache`` (how often to look, what age to remove): a file lives at most 1.25 × the age."""
-    age = files_max_age_s()
-    return max(1, age // 4), age
+def sweep_served_files(folder: Path, age_s: float, now: float | None = None) -> int:
+    """Remove the files under Gradio's cache ``folder`` changed more than ``age_s`` ago, and the folders they
+    leave empty; returns how many files went. A file removed meanwhile (by Gradio) is skipped."""
+    now = time.time() if now is None else now
+    removed = 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True) if folder.is_dir() else []:
+        try:
+            if path.is_symlink() or path.is_file():
+                if now - path.lstat().st_ctime > age_s:
+                    path.unlink()
+                    removed += 1
+            elif path.is_dir() and not any(path.iterdir()) and now - path.lstat().st_ctime > age_s:
+                path.rmdir()
+        except OSError:
+            continue
+    return removed
+
+
+_SWEEPER: list[threading.Thread] = []
+
+
+def start_sweeper() -> None:
+    """Sweep Gradio's cache folder every quarter of ``HF_UNLEARN_FILES_MAX_AGE_S`` (once per process), so that a
+    served file lives at most 1.25 × that age: the disk holds what the last hour's visitors were shown."""
+    age = files_max_age_s()  # a bad value stops the app at its start, in one line
+    if _SWEEPER:
+        return
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder())
+
+    def sweep() -> None:
+        while True:
+            time.sleep(max(1, age // 4))
+            sweep_served_files(folder, age)
+
+    _SWEEPER.append(threading.Thread(target=sweep, name="hf-unlearn-file-sweeper", daemon=True))
+    _SWEEPER[0].start()
