@@ -146,7 +146,7 @@ def test_a_full_queue_shows_the_position_refuses_the_next_visitor_and_one_job_pe
         assert _wait(lambda: any("Waiting in the queue: position 1 of 1" in str(o[-2]) for o in waiting.outputs()),
                      30), waiting.outputs()[-1:]
         busy = third.predict(api_name="/run", **LONG)
-        assert "the app is busy: 1 jobs are waiting already" in error_message(busy[0])
+        assert "the app is busy: 1 job is waiting already" in error_message(busy[0])
         again = first.predict(api_name="/run", **LONG)
         assert "this page has a job running or waiting already" in error_message(again[0])
         second.predict(api_name="/cancel")  # out of the line, before it ever ran
@@ -214,3 +214,23 @@ def test_the_sweep_removes_only_served_files_older_than_the_age(tmp_path):
     assert sweep_served_files(tmp_path, age_s=60) == 0 and old.exists()  # younger than the age: kept
     assert sweep_served_files(tmp_path, age_s=60, now=time.time() + 61) == 1
     assert not old.exists() and not old.parent.exists() and tmp_path.is_dir()  # its folder too, not the root
+
+
+def test_a_finished_job_releases_the_fonts_its_thread_cached():
+    """Matplotlib caches fonts per thread, with their files open; every job is a new thread, so without this the
+    server's open files and memory climbed with each job in the soak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.font_manager as font_manager
+    import matplotlib.pyplot as plt
+
+    from hf_unlearn.ui.jobs import release_freed_memory
+
+    fig, ax = plt.subplots()
+    ax.set_title("forget class 3")
+    fig.canvas.draw()
+    plt.close(fig)
+    assert font_manager._get_font.cache_info().currsize > 0
+    release_freed_memory()
+    assert font_manager._get_font.cache_info().currsize == 0

@@ -55,8 +55,9 @@ class JobQueue:
         """Put ``job`` in line, or refuse it in one line when the line is full."""
         with self._cond:
             if len(self.running) >= self.slots and len(self.waiting) >= self.size:
-                raise UnlearnError(f"the app is busy: {len(self.waiting)} jobs are waiting already, the most it "
-                                   "queues (HF_UNLEARN_QUEUE_SIZE); try again in a few minutes")
+                n = len(self.waiting)
+                raise UnlearnError(f"the app is busy: {n} {'job is' if n == 1 else 'jobs are'} waiting already, the "
+                                   "most it queues (HF_UNLEARN_QUEUE_SIZE); try again in a few minutes")
             self.waiting.append(job)
             self._cond.notify_all()
 
@@ -89,14 +90,21 @@ JOBS = JobQueue()
 
 
 def release_freed_memory() -> None:
-    """Hand the memory a finished job freed back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+    """Hand back what a finished job leaves behind for nobody: Matplotlib's fonts and glibc's freed arenas.
 
-    Each job runs in its own thread, and glibc keeps what a thread's arena freed: without this the server's RSS
-    climbed about 2 MB per visiting run in a probe, with no Python object behind it (``scripts/soak.py``).
+    Each job runs in a thread of its own. Matplotlib caches its fonts per thread (64 entries, each with its font
+    files open), and glibc keeps what a thread's arena freed; in the soak (``scripts/soak.py``) the server's RSS
+    and open files climbed with every job, with no Python object behind the RSS. Both caches are rebuilt at once
+    by the next plot or allocation.
     """
     import ctypes
     import ctypes.util
+    import sys
 
+    font_manager = sys.modules.get("matplotlib.font_manager")
+    clear_fonts = getattr(getattr(font_manager, "_get_font", None), "cache_clear", None)
+    if clear_fonts is not None:
+        clear_fonts()
     name = ctypes.util.find_library("c")
     try:
         trim = ctypes.CDLL(name).malloc_trim if name else None
