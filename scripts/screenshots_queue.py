@@ -6,8 +6,9 @@ waiting job (``HF_UNLEARN_QUEUE_SIZE=1``):
 - ``queue-running.png``: the first visitor's run trains;
 - ``queue-waiting.png``: the second's waits, and its progress display says its place in line;
 - ``queue-busy.png``: the third is told the app is busy (the line is full);
-- ``queue-cancelling.png``: the first presses Cancel, and its display says the job stops at its next step;
-- ``queue-cancelled.png``: then the second visitor's job runs, and Cancel ends it in the grey box.
+- ``queue-cancelling.png``: the second presses Cancel while waiting, and its display says the job stops at its
+  next step (only if a redraw comes before it has left the line: on the demo that takes a fraction of a second);
+- ``queue-cancelled.png``: the second's cancelled view (the grey box); then the first cancels too.
 
 ``--readme`` copies the waiting and busy views to ``docs/app-queue-waiting.png`` and ``docs/app-busy.png``.
 
@@ -54,16 +55,17 @@ def main() -> None:
         third.wait_for_timeout(500)
         third.locator("#views").screenshot(path=str(args.out / "queue-busy.png"))
 
-        first.locator("#cancel").click()
-        expect(first.locator("#progress")).to_contain_text("Cancelling", timeout=10_000)
-        first.locator("#views").screenshot(path=str(args.out / "queue-cancelling.png"))
-        expect(first.locator("#status .hfu-cancelled")).to_contain_text("Cancelled.", timeout=30_000)
-
-        expect(second.locator("#progress .hfu-phase")).to_contain_text("unlearning with rbm", timeout=60_000)
-        second.locator("#cancel").click()
+        second.locator("#cancel").click()  # out of the line; the display may say "Cancelling" for a moment
+        try:
+            expect(second.locator("#progress")).to_contain_text("Cancelling", timeout=3_000)
+            second.locator("#views").screenshot(path=str(args.out / "queue-cancelling.png"))
+        except AssertionError:
+            print("the waiting job left the line before the display showed 'Cancelling': no queue-cancelling.png")
         expect(second.locator("#status .hfu-cancelled")).to_contain_text("Cancelled.", timeout=30_000)
         second.wait_for_timeout(500)
         second.locator("#views").screenshot(path=str(args.out / "queue-cancelled.png"))
+        first.locator("#cancel").click()
+        expect(first.locator("#status .hfu-cancelled")).to_contain_text("Cancelled.", timeout=30_000)
     if args.readme:
         shutil.copy(args.out / "queue-waiting.png", ROOT / "docs" / "app-queue-waiting.png")
         shutil.copy(args.out / "queue-busy.png", ROOT / "docs" / "app-busy.png")
