@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from app_process import AppProcess, folder_mb  # noqa: E402 - the scripts folder is not a package
+from app_process import AppProcess, folder_mb, wait_until  # noqa: E402 - the scripts folder is not a package
 
 NO_FILES = {"forget_index_file": None, "forget_id_file": None, "tuned_file": None}
 LONG = dict(**NO_FILES, method="retrain", epochs=5000, with_retrain=False)
@@ -51,15 +51,6 @@ def _error_line(shown: str) -> str:
     if "<b>Error:</b> " not in shown:
         return ""
     return html.unescape(shown.split("<b>Error:</b> ", 1)[1].rsplit("</div>", 1)[0])
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
@@ -136,7 +127,7 @@ class Soak:
                 self.record(kind, time.perf_counter() - t, ok, out[0])
             else:
                 job = c.submit(api_name="/run", **LONG)
-                started = _wait(lambda: any("epoch" in str(o[-2]) for o in job.outputs()), 120)
+                started = wait_until(lambda: any("epoch" in str(o[-2]) for o in job.outputs()), 120)
                 if kind == "closed":
                     c.close()  # the page goes away with its job running: the server must stop it
                     self.record(kind, time.perf_counter() - t, started, "the job never started")

@@ -13,6 +13,7 @@ and a second job from one page is refused.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ from conftest import ARTIFACTS, NO_FILES
 from test_app import client, error_message, free_port
 
 from hf_unlearn.ui.views import CANCELLED
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from app_process import wait_until  # noqa: E402 - the scripts folder is not a package
 
 RUNS, CANCELS, BAD, CLOSED = 16, 6, 6, 4
 MEMORY_BOUND_MB = 1500  # growth of the server process over the whole load, not its size
@@ -36,15 +40,6 @@ def _serve():
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return app, f"http://127.0.0.1:{port}/"
-
-
-def _wait(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_32_concurrent_visitors_runs_cancels_bad_inputs_and_closed_sessions(demo_assets, monkeypatch):
@@ -78,7 +73,7 @@ def test_32_concurrent_visitors_runs_cancels_bad_inputs_and_closed_sessions(demo
                                 method="ft", epochs=1, with_retrain=False)
             else:
                 job = c.submit(api_name="/run", **LONG)
-                _wait(lambda: len(job.outputs()) >= 2, 60)  # the job is in line or running
+                wait_until(lambda: len(job.outputs()) >= 2, 60)  # the job is in line or running
                 if kind == "closed":
                     c.close()  # the visitor goes away: the server must stop the job
                     outcomes[name] = (kind, "")
@@ -103,7 +98,7 @@ def test_32_concurrent_visitors_runs_cancels_bad_inputs_and_closed_sessions(demo
             t.start()
         for t in visitors:
             t.join(timeout=600)
-        emptied = _wait(lambda: not JOBS.running and not JOBS.waiting, 120)  # closed sessions' jobs stopped
+        emptied = wait_until(lambda: not JOBS.running and not JOBS.waiting, 120)  # closed sessions' jobs stopped
     finally:
         done.set()
         app.close()
@@ -141,9 +136,9 @@ def test_a_full_queue_shows_the_position_refuses_the_next_visitor_and_one_job_pe
     try:
         first, second, third = client(url), client(url), client(url)
         running = first.submit(api_name="/run", **LONG)
-        assert _wait(lambda: len(JOBS.running) == 1, 60)
+        assert wait_until(lambda: len(JOBS.running) == 1, 60)
         waiting = second.submit(api_name="/run", **LONG)
-        assert _wait(lambda: any("Waiting in the queue: position 1 of 1" in str(o[-2]) for o in waiting.outputs()),
+        assert wait_until(lambda: any("Waiting in the queue: position 1 of 1" in str(o[-2]) for o in waiting.outputs()),
                      30), waiting.outputs()[-1:]
         busy = third.predict(api_name="/run", **LONG)
         assert "the app is busy: 1 job is waiting already" in error_message(busy[0])
@@ -153,7 +148,7 @@ def test_a_full_queue_shows_the_position_refuses_the_next_visitor_and_one_job_pe
         assert waiting.result(timeout=60)[0] == CANCELLED
         first.predict(api_name="/cancel")
         assert running.result(timeout=60)[0] == CANCELLED
-        assert _wait(lambda: not JOBS.running and not JOBS.waiting, 30)
+        assert wait_until(lambda: not JOBS.running and not JOBS.waiting, 30)
     finally:
         app.close()
 
@@ -183,8 +178,8 @@ def test_a_closed_session_frees_its_results_and_removes_its_folders(demo_assets)
         assert "job" not in state, "a finished job (with every model it computed) stays in the page's state"
         assert state["history"][-1]["result"] is not None  # what Push needs, while the page is open
         c.close()
-        assert _wait(lambda: not any(f.exists() for f in folders), 30), folders
-        assert _wait(lambda: c.session_hash not in app.state_holder.session_data, 30)  # state and page config
+        assert wait_until(lambda: not any(f.exists() for f in folders), 30), folders
+        assert wait_until(lambda: c.session_hash not in app.state_holder.session_data, 30)  # state and page config
     finally:
         app.close()
 
