@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -209,7 +210,7 @@ class Soak:
             times = k.pop("s")
             k["mean_s"], k["max_s"] = round(sum(times) / len(times), 1), round(max(times), 1)
         return {
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, CPU only",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
             "minutes": round(wall / 60, 2), "jobs": len(self.jobs), "by_kind": kinds,
             "failures": self.failures, "samples": len(s), "cache_limit_mb": self.cache_mb,
             "files_max_age_s": self.files_age_s,

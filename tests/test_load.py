@@ -186,11 +186,11 @@ def test_a_closed_session_frees_its_results_and_removes_its_folders(demo_assets)
 
 @pytest.mark.parametrize("value", ["0", "soon"])
 def test_a_bad_files_age_setting_stops_the_app_in_one_line(value, tmp_path):
+    import os
     import subprocess
-    import sys
 
     root = Path(__file__).resolve().parents[1]
-    env = {**__import__("os").environ, "HF_UNLEARN_FILES_MAX_AGE_S": value, "HF_UNLEARN_CACHE": str(tmp_path)}
+    env = {**os.environ, "HF_UNLEARN_FILES_MAX_AGE_S": value, "HF_UNLEARN_CACHE": str(tmp_path)}
     done = subprocess.run([sys.executable, str(root / "app.py")], cwd=root, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1
@@ -199,8 +199,6 @@ def test_a_bad_files_age_setting_stops_the_app_in_one_line(value, tmp_path):
 
 
 def test_the_sweep_removes_only_served_files_older_than_the_age(tmp_path):
-    import time
-
     from hf_unlearn.ui.session_files import sweep_served_files
 
     old = tmp_path / "0a1b" / "report.json"

@@ -10,6 +10,7 @@ visitor their position, and lets Cancel, or a closed tab, take a job out of the 
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -24,14 +25,16 @@ DEFAULT_SLOTS = 1
 DEFAULT_QUEUE_SIZE = 16
 
 
-def _count(var: str, default: int) -> int:
+def env_count(var: str, default: int, meaning: str = "a whole number of at least 1") -> int:
+    """A positive whole-number setting from the environment (``default`` when unset); a one-line error that says
+    what it must be (``meaning``) when it is not one."""
     raw = os.environ.get(var, "")
     try:
         value = int(raw) if raw.strip() else default
     except ValueError:
         value = -1
     if value < 1:
-        raise UnlearnError(f"{var} must be a whole number of at least 1, got '{raw}'")
+        raise UnlearnError(f"{var} must be {meaning}, got '{raw}'")
     return value
 
 
@@ -45,11 +48,11 @@ class JobQueue:
 
     @property
     def slots(self) -> int:
-        return _count("HF_UNLEARN_JOB_SLOTS", DEFAULT_SLOTS)
+        return env_count("HF_UNLEARN_JOB_SLOTS", DEFAULT_SLOTS)
 
     @property
     def size(self) -> int:
-        return _count("HF_UNLEARN_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)
+        return env_count("HF_UNLEARN_QUEUE_SIZE", DEFAULT_QUEUE_SIZE)
 
     def admit(self, job: Job) -> None:
         """Put ``job`` in line, or refuse it in one line when the line is full."""
@@ -89,6 +92,19 @@ class JobQueue:
 JOBS = JobQueue()
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` may run ``ldconfig``); None without glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # musl, macOS, Windows: no malloc_trim
+        return None
+
+
 def release_freed_memory() -> None:
     """Hand back what a finished job leaves behind for nobody: Matplotlib's fonts and glibc's freed arenas.
 
@@ -97,19 +113,13 @@ def release_freed_memory() -> None:
     and open files climbed with every job, with no Python object behind the RSS. Both caches are rebuilt at once
     by the next plot or allocation.
     """
-    import ctypes
-    import ctypes.util
     import sys
 
     font_manager = sys.modules.get("matplotlib.font_manager")
     clear_fonts = getattr(getattr(font_manager, "_get_font", None), "cache_clear", None)
     if clear_fonts is not None:
         clear_fonts()
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # musl, macOS, Windows: no malloc_trim
-        trim = None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
 

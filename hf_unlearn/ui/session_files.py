@@ -11,7 +11,6 @@ outputs are not in the sets its sweep reads; the disk grew 5.8 MB a minute in ``
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnlearnError
+from .jobs import env_count
 from .views import KEEP_RESULTS
 
 #: how long Gradio keeps its copies of the files a page was shown (plots, downloads), by default
@@ -45,14 +44,7 @@ def drop_session_files(state: dict[str, Any] | None) -> None:
 
 def files_max_age_s() -> int:
     """``HF_UNLEARN_FILES_MAX_AGE_S``: the age after which Gradio's copies of served files are removed."""
-    raw = os.environ.get("HF_UNLEARN_FILES_MAX_AGE_S", "")
-    try:
-        value = int(raw) if raw.strip() else DEFAULT_FILES_MAX_AGE_S
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UnlearnError(f"HF_UNLEARN_FILES_MAX_AGE_S must be a whole number of seconds (e.g. 3600), got '{raw}'")
-    return value
+    return env_count("HF_UNLEARN_FILES_MAX_AGE_S", DEFAULT_FILES_MAX_AGE_S, "a whole number of seconds (e.g. 3600)")
 
 
 def sweep_served_files(folder: Path, age_s: float, now: float | None = None) -> int:
