@@ -66,10 +66,27 @@ def slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
     return 60 * cov / var if var else None
 
 
+def _rss_parts(pid: int) -> dict[str, float]:
+    """RSS split as the kernel counts it: anonymous memory (the heap) apart from mapped files (libraries).
+
+    Only the anonymous part can be a leak; the file part grows as code pages are first touched.
+    """
+    parts: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                parts[key.lower().replace("rss", "rss_") + "_mb"] = round(int(value.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return parts
+
+
 class Soak:
     """The app process, the two visitors, the sampler, and what they saw."""
 
-    def __init__(self, seconds: float, cache_mb: int, files_age_s: int, sample_s: float, work: Path) -> None:
+    def __init__(self, seconds: float, cache_mb: int, files_age_s: int, sample_s: float, work: Path,
+                 app_env: dict[str, str] | None = None) -> None:
         from hf_unlearn.ui.views import CANCELLED
 
         self.cancelled_box = CANCELLED
@@ -80,7 +97,9 @@ class Soak:
         self.cache_mb = cache_mb
         self.app = AppProcess({"HF_UNLEARN_CACHE": str(self.cache), "HF_UNLEARN_CACHE_MB": str(cache_mb),
                                "TMPDIR": str(self.tmp), "GRADIO_TEMP_DIR": str(self.gradio_tmp),
-                               "HF_UNLEARN_FILES_MAX_AGE_S": str(files_age_s)}, work / "app.log")
+                               "HF_UNLEARN_FILES_MAX_AGE_S": str(files_age_s), **(app_env or {})},
+                              work / "app.log")
+        self.app_env = app_env or {}
         self.files_age_s = files_age_s
         self.samples: list[dict[str, float]] = []
         self.jobs: list[dict[str, Any]] = []
@@ -102,6 +121,7 @@ class Soak:
             try:
                 self.samples.append({
                     "t_s": round(time.monotonic() - t0, 1), "rss_mb": round(proc.memory_info().rss / 2**20, 1),
+                    **_rss_parts(proc.pid),
                     "cache_mb": round(folder_mb(self.cache), 2),
                     "tmp_mb": round(folder_mb(self.tmp) + folder_mb(self.gradio_tmp), 2),
                     "open_files": proc.num_fds(), "threads": proc.num_threads()})
@@ -218,6 +238,9 @@ class Soak:
             "rss_peak_mb": max(x["rss_mb"] for x in s),
             "rss_slope_after_warmup_mb_per_min": fit("rss_mb", after_warm),
             "rss_slope_second_half_mb_per_min": fit("rss_mb", second_half),
+            "rss_anon_slope_second_half_mb_per_min": fit("rss_anon_mb", second_half) if "rss_anon_mb" in s[0] else None,
+            "rss_file_slope_second_half_mb_per_min": fit("rss_file_mb", second_half) if "rss_file_mb" in s[0] else None,
+            "app_env": self.app_env,
             "cache_peak_mb": max(x["cache_mb"] for x in s), "cache_last_mb": s[-1]["cache_mb"],
             "cache_slope_second_half_mb_per_min": fit("cache_mb", second_half),
             "tmp_peak_mb": max(x["tmp_mb"] for x in s), "tmp_last_mb": s[-1]["tmp_mb"],
@@ -235,12 +258,15 @@ def main() -> None:
     ap.add_argument("--files-age-s", type=int, default=120,
                     help="HF_UNLEARN_FILES_MAX_AGE_S of the app: short, so that Gradio's copies go within the soak")
     ap.add_argument("--sample-s", type=float, default=5.0)
+    ap.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an extra environment variable for the app (repeatable), e.g. MALLOC_ARENA_MAX=2")
     ap.add_argument("--keep", type=Path, help="work in this (new) folder and keep it: the cache, files and app log")
     ap.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "soak.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hf-unlearn-soak-") as scratch:
         work = args.keep or scratch
-        soak = Soak(args.minutes * 60, args.cache_mb, args.files_age_s, args.sample_s, Path(work))
+        app_env = dict(item.split("=", 1) for item in args.app_env)
+        soak = Soak(args.minutes * 60, args.cache_mb, args.files_age_s, args.sample_s, Path(work), app_env)
         try:
             figures = soak.run()
         finally:

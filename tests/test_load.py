@@ -184,18 +184,44 @@ def test_a_closed_session_frees_its_results_and_removes_its_folders(demo_assets)
         app.close()
 
 
-@pytest.mark.parametrize("value", ["0", "soon"])
-def test_a_bad_files_age_setting_stops_the_app_in_one_line(value, tmp_path):
+def test_a_session_closed_during_its_job_leaves_nothing_behind(demo_assets):
+    """A tab closed mid-job: its job stops, and neither its state, Gradio's copy of its page config nor Gradio's
+    last-used time of it (never pruned by Gradio) stays; no late reply of the stopped handler writes it back."""
+    from hf_unlearn.ui.jobs import JOBS
+
+    app, url = _serve()
+    try:
+        c = client(url)
+        assert c.predict(api_name="/run", **NO_FILES, method="ft", epochs=1, with_retrain=False)[0].startswith("Done")
+        job = c.submit(api_name="/run", **LONG)
+        assert wait_until(lambda: any("epoch" in str(o[-2]) for o in job.outputs()), 120), "the job never started"
+        sessions = app.state_holder.session_data
+        assert c.session_hash in sessions
+        c.close()
+        assert wait_until(lambda: not JOBS.running and not JOBS.waiting, 60), "the closed page's job still runs"
+        time.sleep(1.0)  # the handler's last turn comes after the job's end
+        assert wait_until(lambda: c.session_hash not in sessions, 10), "the closed session was written back"
+        assert c.session_hash not in app.state_holder.time_last_used
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("var,value,meaning", [
+    ("HF_UNLEARN_FILES_MAX_AGE_S", "0", "a whole number of seconds (e.g. 3600)"),
+    ("HF_UNLEARN_FILES_MAX_AGE_S", "soon", "a whole number of seconds (e.g. 3600)"),
+    ("HF_UNLEARN_SESSION_IDLE_S", "1h", "a whole number of seconds (e.g. 3600)"),
+    ("HF_UNLEARN_SESSIONS_MAX", "0", "a whole number of at least 1"),
+])
+def test_a_bad_housekeeping_setting_stops_the_app_in_one_line(var, value, meaning, tmp_path):
     import os
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "HF_UNLEARN_FILES_MAX_AGE_S": value, "HF_UNLEARN_CACHE": str(tmp_path)}
+    env = {**os.environ, var: value, "HF_UNLEARN_CACHE": str(tmp_path)}
     done = subprocess.run([sys.executable, str(root / "app.py")], cwd=root, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip() == ("error: HF_UNLEARN_FILES_MAX_AGE_S must be a whole number of seconds (e.g. 3600), "
-                                   f"got '{value}'"), done.stderr
+    assert done.stderr.strip() == f"error: {var} must be {meaning}, got '{value}'", done.stderr
 
 
 def test_the_sweep_removes_only_served_files_older_than_the_age(tmp_path):

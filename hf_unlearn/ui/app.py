@@ -36,8 +36,10 @@ from .form import (
     with_settings,
 )
 from .form import pickers as kind_pickers
+from .housekeeping import start_housekeeping
 from .jobs import JOBS, Tracker, cancel_session, follow, run_plan, session_job, start_job
-from .session_files import drop_session_files, session_folder, start_sweeper
+from .session_files import drop_session_files, session_folder
+from .sessions import free_session
 from .tuned import apply_tuned, offer, tuned_for_comparison
 from .views import (
     CANCELLED,
@@ -63,6 +65,8 @@ from .views import (
 
 RUN_CONCURRENCY = "unlearning-job"
 NOTHING_TO_CANCEL = "Nothing is running: there is nothing to cancel."
+RESULT_GONE = ("That result is no longer kept: the app frees a page's results after an hour without use "
+               "(HF_UNLEARN_SESSION_IDLE_S); run it again.")
 #: the Audit view's choices of N (models of each kind): an audit costs 2N runs
 AUDIT_MODELS = (8, 16, 32, 64)
 #: the Compare view's first choice: the two seed methods and the strongest baseline
@@ -358,11 +362,11 @@ def build_app() -> Any:
             seconds = time.perf_counter() - clicked
             lines.append(f"done: unlearning took {report.rte_s:.1f} s; {seconds:.1f} s from the click to this result")
             shown = (run_status(report, seconds), "\n".join(lines[-200:]), metrics_table(report),
-                     report.to_dict()["metrics"], *plots, files, forget_gallery(result),
+                     report.to_dict()["metrics"], *plots, files, forget_gallery(result, out),
                      failed + metrics_note(report), "")
             entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
                              f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
-                                                        if report.avg_gap else ""), "unlearn", shown, result)
+                                                        if report.avg_gap else ""), "unlearn", shown, result, out)
             state["result"] = state["history"][-1]["result"]
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
@@ -402,7 +406,8 @@ def build_app() -> Any:
                        *blank, keep)
                 return
             comparison = job.result
-            out = session_folder(state, "hf-unlearn-compare-") / "comparison"
+            folder = session_folder(state, "hf-unlearn-compare-")
+            out = folder / "comparison"
             comparison.save(out)
             lines.append(f"done: {len(methods)} methods × {len(comparison.seeds)} seeds in "
                          f"{comparison.seconds:.1f} s")
@@ -413,7 +418,7 @@ def build_app() -> Any:
                      [str(out / name) for name in ("comparison.json", "comparison.md", "pareto.png")])
             entry = remember(state, f"compare {', '.join(methods)}, forget "
                              f"{comparison.first.forget.get('description')}, seeds "
-                             f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None)
+                             f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None, folder)
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
         def on_audit(state: dict, n_models: Any, request: gr.Request, **values: Any):
@@ -459,7 +464,7 @@ def build_app() -> Any:
             shown = ("", audit_status(audit), "\n".join(lines[-200:]), str(out / "epsilon_hist.png"),
                      audit_table(audit), [str(out / name) for name in files])
             entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
-                             f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first)
+                             f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first, out)
             state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
             yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
@@ -468,17 +473,18 @@ def build_app() -> Any:
             state = dict(state or {})
             entry = next((e for e in state.get("history", []) if e["label"] == choice), None)
             views_outputs = {"unlearn": run_outputs, "compare": compare_outputs, "audit": audit_outputs}
-            if entry is None:
+            if entry is None:  # the session was freed meanwhile (idle, or more sessions came): its results went
+                gr.Info(RESULT_GONE)
                 return (state, gr.update(), *(gr.update() for outs in views_outputs.values() for _ in outs))
             shown = [list(entry["shown"]) if entry["view"] == view else [gr.update()] * len(outs)
                      for view, outs in views_outputs.items()]
             if entry["view"] in ("unlearn", "audit"):  # Push sends the run on screen, or nothing
                 state["result"] = entry.get("result")
-                if entry.get("result") is None:
-                    own = shown[list(views_outputs).index(entry["view"])]
-                    at = 0 if entry["view"] == "unlearn" else 1  # the view's status
-                    own[at] = (f"{own[at]}\n\nOnly the last {KEEP_RESULTS} runs keep their model: run this one "
-                               "again to push it.")
+            if entry.get("folder") is None:  # older than the last KEEP_RESULTS: its files and model are gone
+                own = shown[list(views_outputs).index(entry["view"])]
+                at = 0 if entry["view"] == "unlearn" else 1  # the view's status
+                own[at] = (f"{own[at]}\n\nOnly the last {KEEP_RESULTS} results keep their model, plots and "
+                           "downloads: run this one again to get them back (and to push it).")
             return (state, gr.Tabs(selected=entry["view"]), *(v for part in shown for v in part))
 
         def on_cancel(state: dict, request: gr.Request) -> Any:
@@ -490,14 +496,11 @@ def build_app() -> Any:
             return gr.update()  # late reply here can never cover the job's final "Cancelled" box
 
         def on_unload(request: gr.Request) -> None:
-            """The tab is gone: stop its job, and free its results and folders now rather than in Gradio's hour
-            (a public Space would hold every departed visitor's models meanwhile)."""
+            """The tab is gone: stop its job and free its session (Gradio stops the job's handler first, so no late
+            reply writes the session back)."""
             session_id = getattr(request, "session_hash", None)
             cancel_session(session_id)
-            holder = getattr(app, "state_holder", None)
-            if session_id and holder is not None and session_id in holder:
-                holder.delete_state(session_id)  # calls drop_session_files on the session's state
-                holder.session_data.pop(session_id, None)  # and its copy of the page's config (Gradio keeps it)
+            free_session(getattr(app, "state_holder", None), session_id)
 
         def on_push(state, hub_token, repo_id, private_repo, open_pr, oauth_token: gr.OAuthToken | None = None):
             from ..push import push_to_hub
@@ -569,8 +572,8 @@ EVENT_QUEUE_SIZE = 64
 def queued(app: Any) -> Any:
     """The production queue: light events 4 at a time and at most :data:`EVENT_QUEUE_SIZE` waiting; jobs enter
     their handlers at once and wait in the app's own bounded queue (:class:`~hf_unlearn.ui.jobs.JobQueue`); the
-    files it served are swept after ``HF_UNLEARN_FILES_MAX_AGE_S``."""
-    start_sweeper()
+    files it served and its stale sessions are swept (:mod:`~hf_unlearn.ui.housekeeping`)."""
+    start_housekeeping(app)
     return app.queue(default_concurrency_limit=4, max_size=EVENT_QUEUE_SIZE)
 
 

@@ -167,6 +167,7 @@ class Job:
 #: each browser session's latest job, so that Cancel finds it by the session alone (the page's state can lag a
 #: click behind); weak, so a job no page holds any more is not kept alive here
 _LATEST: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
+_LATEST_LOCK = threading.Lock()
 
 
 def start_job(session: str | None, target: Callable[..., Any]) -> Job:
@@ -177,8 +178,15 @@ def start_job(session: str | None, target: Callable[..., Any]) -> Job:
         raise UnlearnError("this page has a job running or waiting already: wait for it to finish, or cancel it")
     job = Job(target).start()
     if session:
-        _LATEST[session] = job
+        with _LATEST_LOCK:
+            _LATEST[session] = job
     return job
+
+
+def busy_sessions() -> set[str]:
+    """The sessions with a job running or waiting."""
+    with _LATEST_LOCK:
+        return {session for session, job in _LATEST.items() if job.running}
 
 
 def cancel_session(session: str | None) -> bool:

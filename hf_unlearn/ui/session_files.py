@@ -3,17 +3,18 @@
 On a public Space every visitor's job writes a folder. Left alone, they would fill the disk with the results of
 visitors long gone. So each folder belongs to its session: the session keeps its last
 :data:`~hf_unlearn.ui.views.KEEP_RESULTS` (what its history shows and Push sends), older ones are removed as
-new ones come, and all of them go when the session ends (its tab closed, or Gradio's state expiry). Gradio's own
-copies of the files it served are removed after ``HF_UNLEARN_FILES_MAX_AGE_S`` seconds (default one hour) by
-:func:`start_sweeper`: Gradio's own ``delete_cache`` removed none of them (Gradio 6.31: the files it copies for
-outputs are not in the sets its sweep reads; the disk grew 5.8 MB a minute in ``scripts/soak.py`` with it on).
+new ones come, and all of them go when the session ends (its tab closed, it stayed idle, or more sessions came:
+``hf_unlearn.ui.sessions``). Gradio's own copies of the files it served are removed after
+``HF_UNLEARN_FILES_MAX_AGE_S`` seconds (default one hour) by the housekeeping thread
+(``hf_unlearn.ui.housekeeping``): Gradio's own ``delete_cache`` removed none of them (Gradio 6.31: the files it
+copies for outputs are not in the sets its sweep reads; the disk grew 5.8 MB a minute in ``scripts/soak.py`` with
+it on).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,25 +64,3 @@ def sweep_served_files(folder: Path, age_s: float, now: float | None = None) -> 
         except OSError:
             continue
     return removed
-
-
-_SWEEPER: list[threading.Thread] = []
-
-
-def start_sweeper() -> None:
-    """Sweep Gradio's cache folder every quarter of ``HF_UNLEARN_FILES_MAX_AGE_S`` (once per process), so that a
-    served file lives at most 1.25 × that age: the disk holds what the last hour's visitors were shown."""
-    age = files_max_age_s()  # a bad value stops the app at its start, in one line
-    if _SWEEPER:
-        return
-    from gradio.utils import get_upload_folder
-
-    folder = Path(get_upload_folder())
-
-    def sweep() -> None:
-        while True:
-            time.sleep(max(1, age // 4))
-            sweep_served_files(folder, age)
-
-    _SWEEPER.append(threading.Thread(target=sweep, name="hf-unlearn-file-sweeper", daemon=True))
-    _SWEEPER[0].start()

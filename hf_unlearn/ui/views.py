@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -173,23 +174,31 @@ def metrics_note(report: Any) -> str:
     return head
 
 
-def forget_gallery(result: Any, limit: int = 16) -> list[tuple[Any, str]]:
-    """Forget-set images with the prediction before → after."""
+def forget_gallery(result: Any, folder: Path, limit: int = 16) -> list[tuple[str, str]]:
+    """Forget-set images with the prediction before → after, as PNG files in the run's ``folder``.
+
+    Files, not images in memory: the session's history keeps what each run showed for as long as the page is open,
+    and 16 decoded images a run (0.44 MB) made a page that keeps running grow by that much a run
+    (``scripts/soak.py``). The files go with the run's folder.
+    """
     from PIL import Image
 
     data = result.data
     names = data.class_names
     before = result.evaluations["original"].outputs["forget"].predictions
     after = result.evaluations["unlearned"].outputs["forget"].predictions
+    out = folder / "forget_gallery"
+    out.mkdir(parents=True, exist_ok=True)
     items = []
     for i in range(min(limit, len(data.forget))):
         px = data.forget.pixels(i)
         if px.dtype.is_floating_point:
             px = (px - px.min()) / (px.max() - px.min() + 1e-8) * 255
         arr = px.to("cpu").byte().permute(1, 2, 0).numpy()
-        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).resize((96, 96), Image.NEAREST)
+        path = out / f"{i:02d}.png"
+        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).resize((96, 96), Image.NEAREST).save(path)
         truth = names[int(data.forget.labels[i])]
-        items.append((img, f"true {truth}: {names[int(before[i])]} → {names[int(after[i])]}"))
+        items.append((str(path), f"true {truth}: {names[int(before[i])]} → {names[int(after[i])]}"))
     return items
 
 
@@ -219,8 +228,10 @@ def comparison_verdicts(comparison: Any) -> str:
                                 *failed])
 
 
-#: how many of a session's results keep their model (for Push); older entries can still be viewed
+#: how many of a session's results keep their model (for Push) and their files; older entries can still be viewed
 KEEP_RESULTS = 5
+#: how many of a session's results its history lists (the oldest drop off)
+HISTORY_LIMIT = 50
 
 
 def pushable(result: Any) -> Any:
@@ -231,18 +242,42 @@ def pushable(result: Any) -> Any:
     return dataclasses.replace(result, evaluations={}, data=None, original_model=None, seed_results=[])
 
 
-def remember(state: dict[str, Any], label: str, view: str, shown: tuple[Any, ...], result: Any) -> str:
-    """Add a finished run or comparison to the session's history; returns its (unique) label.
+def remember(state: dict[str, Any], label: str, view: str, shown: tuple[Any, ...], result: Any,
+             folder: Path) -> str:
+    """Add a finished run, comparison or audit (its files in ``folder``) to the session's history; returns its
+    (unique) label.
 
-    The last :data:`KEEP_RESULTS` runs keep what Push needs; older ones can be viewed, not pushed.
+    The last :data:`KEEP_RESULTS` keep what Push needs and their files; older ones keep what they showed in words
+    and tables (their folders are gone, see ``session_files.session_folder``), and only the last
+    :data:`HISTORY_LIMIT` are listed, so a page that stays open all day holds bounded memory.
     """
     history = state.setdefault("history", [])
-    entry = f"#{len(history) + 1} {label}"
-    history.append({"label": entry, "view": view, "shown": shown,
+    state["runs"] = state.get("runs", len(history)) + 1  # numbers keep counting when the oldest entries drop off
+    entry = f"#{state['runs']} {label}"
+    history.append({"label": entry, "view": view, "shown": shown, "folder": str(folder),
                     "result": None if result is None else pushable(result)})
+    kept_folders = set(state.get("folders", []))
     for old in history[:-KEEP_RESULTS]:
         old["result"] = None
+    for old in history:
+        if old["folder"] is not None and old["folder"] not in kept_folders:
+            old["shown"], old["folder"] = without_files(old["shown"], old["folder"]), None
+    del history[:-HISTORY_LIMIT]
     return entry
+
+
+def without_files(shown: tuple[Any, ...], folder: str) -> tuple[Any, ...]:
+    """What a view showed, less every file under ``folder`` (removed): a plot becomes empty, a list of downloads
+    or gallery images loses them. Gradio refuses to show a file that does not exist, so opening the entry again
+    would otherwise fail."""
+    import os
+
+    def names_file(value: Any) -> bool:
+        value = value[0] if isinstance(value, tuple) and value else value
+        return isinstance(value, str) and value.startswith(folder.rstrip(os.sep) + os.sep)
+
+    return tuple(None if names_file(v) else [x for x in v if not names_file(x)] if isinstance(v, list) else v
+                 for v in shown)
 
 
 def history_choices(state: dict[str, Any]) -> list[str]:
