@@ -5,7 +5,9 @@ Two kinds of visitor run side by side until the time is up:
 
 - a stream of new visitors, each a fresh ``gradio_client`` session that runs one job and leaves: a run with its
   Retrain reference (the forget class and seed vary, so new references are trained, stored and evicted), a bad
-  input, a Cancel while training, or a page closed with a 5000-epoch job running;
+  input, a Cancel while training, a page closed with a 5000-epoch job running, or a script that calls ``/run``
+  without the page's heartbeat and never closes (its session, with a model, stays until the app's session sweep
+  frees it: ``HF_UNLEARN_SESSIONS_MAX`` and ``HF_UNLEARN_SESSION_IDLE_S``, which the soak sets low);
 - one visitor who stays on the page and keeps running (RBM, no reference), as a user comparing results does.
 
 Every few seconds it samples the server's RSS, its open files and threads, the cache folder
@@ -39,13 +41,26 @@ from app_process import AppProcess, folder_mb, wait_until  # noqa: E402 - the sc
 
 NO_FILES = {"forget_index_file": None, "forget_id_file": None, "tuned_file": None}
 LONG = dict(**NO_FILES, method="retrain", epochs=5000, with_retrain=False)
-CYCLE = ("reference", "bad", "reference", "cancel", "reference", "closed")  # what the stream of visitors does
+CYCLE = ("reference", "bad", "reference", "cancel", "reference", "closed", "script")  # what the stream of visitors does
 
 
-def _client(url: str) -> Any:
+_CLIENTS = threading.Lock()
+
+
+def _client(url: str, heartbeat: bool = True) -> Any:
+    """A visitor; ``heartbeat=False``: a script's caller, which never opens the page's heartbeat, so the server is
+    never told that it left (``gradio_client`` starts the heartbeat in its constructor, which is patched here)."""
     from gradio_client import Client
 
-    return Client(url, verbose=False)
+    with _CLIENTS:
+        if heartbeat:
+            return Client(url, verbose=False)
+        real = Client.__dict__["_stream_heartbeat"]
+        Client._stream_heartbeat = staticmethod(lambda *a, **k: None)
+        try:
+            return Client(url, verbose=False)
+        finally:
+            Client._stream_heartbeat = real
 
 
 def _error_line(shown: str) -> str:
@@ -86,7 +101,7 @@ class Soak:
     """The app process, the two visitors, the sampler, and what they saw."""
 
     def __init__(self, seconds: float, cache_mb: int, files_age_s: int, sample_s: float, work: Path,
-                 app_env: dict[str, str] | None = None) -> None:
+                 app_env: dict[str, str] | None = None, sessions_max: int = 8, session_idle_s: int = 300) -> None:
         from hf_unlearn.ui.views import CANCELLED
 
         self.cancelled_box = CANCELLED
@@ -97,10 +112,13 @@ class Soak:
         self.cache_mb = cache_mb
         self.app = AppProcess({"HF_UNLEARN_CACHE": str(self.cache), "HF_UNLEARN_CACHE_MB": str(cache_mb),
                                "TMPDIR": str(self.tmp), "GRADIO_TEMP_DIR": str(self.gradio_tmp),
-                               "HF_UNLEARN_FILES_MAX_AGE_S": str(files_age_s), **(app_env or {})},
+                               "HF_UNLEARN_FILES_MAX_AGE_S": str(files_age_s),
+                               "HF_UNLEARN_SESSIONS_MAX": str(sessions_max),
+                               "HF_UNLEARN_SESSION_IDLE_S": str(session_idle_s), **(app_env or {})},
                               work / "app.log")
         self.app_env = app_env or {}
         self.files_age_s = files_age_s
+        self.sessions_max, self.session_idle_s = sessions_max, session_idle_s
         self.samples: list[dict[str, float]] = []
         self.jobs: list[dict[str, Any]] = []
         self.failures: list[str] = []
@@ -132,9 +150,9 @@ class Soak:
     def one_visitor(self, kind: str, i: int) -> None:
         """A new session that does one thing and leaves."""
         t = time.perf_counter()
-        c = _client(self.app.url)
+        c = _client(self.app.url, heartbeat=kind != "script")
         try:
-            if kind == "reference":
+            if kind in ("reference", "script"):
                 cls, seed = i % 10, i % 3
                 out = c.predict(api_name="/run", **NO_FILES, forget_kind="class", forget_classes=[str(cls)],
                                 seed=seed, method="ft", epochs=1, with_retrain=True)
@@ -233,7 +251,8 @@ class Soak:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
             "minutes": round(wall / 60, 2), "jobs": len(self.jobs), "by_kind": kinds,
             "failures": self.failures, "samples": len(s), "cache_limit_mb": self.cache_mb,
-            "files_max_age_s": self.files_age_s,
+            "files_max_age_s": self.files_age_s, "sessions_max": self.sessions_max,
+            "session_idle_s": self.session_idle_s,
             "rss_first_mb": s[0]["rss_mb"], "rss_last_mb": s[-1]["rss_mb"],
             "rss_peak_mb": max(x["rss_mb"] for x in s),
             "rss_slope_after_warmup_mb_per_min": fit("rss_mb", after_warm),
@@ -257,6 +276,9 @@ def main() -> None:
     ap.add_argument("--cache-mb", type=int, default=12, help="HF_UNLEARN_CACHE_MB of the app: small, so it evicts")
     ap.add_argument("--files-age-s", type=int, default=120,
                     help="HF_UNLEARN_FILES_MAX_AGE_S of the app: short, so that Gradio's copies go within the soak")
+    ap.add_argument("--sessions-max", type=int, default=8,
+                    help="HF_UNLEARN_SESSIONS_MAX of the app: low, so that the scripts' sessions are swept within it")
+    ap.add_argument("--session-idle-s", type=int, default=300, help="HF_UNLEARN_SESSION_IDLE_S of the app")
     ap.add_argument("--sample-s", type=float, default=5.0)
     ap.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
                     help="an extra environment variable for the app (repeatable), e.g. MALLOC_ARENA_MAX=2")
@@ -266,7 +288,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hf-unlearn-soak-") as scratch:
         work = args.keep or scratch
         app_env = dict(item.split("=", 1) for item in args.app_env)
-        soak = Soak(args.minutes * 60, args.cache_mb, args.files_age_s, args.sample_s, Path(work), app_env)
+        soak = Soak(args.minutes * 60, args.cache_mb, args.files_age_s, args.sample_s, Path(work), app_env,
+                    args.sessions_max, args.session_idle_s)
         try:
             figures = soak.run()
         finally:
