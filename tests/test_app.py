@@ -162,7 +162,7 @@ def test_bad_input_shows_a_message_in_the_page(app_url, hub, kwargs, fragment):
 def test_push_without_a_run_explains_what_to_do(app_url):
     msg = client(app_url).predict(api_name="/push", hub_token="", repo_id="alice/x", private_repo=False,
                                   open_pr=False)
-    assert "run an unlearning job first" in msg
+    assert "there is no result on this page to push: run an unlearning job" in msg
 
 
 def test_a_second_run_with_another_method_reads_the_reference_from_the_cache(app_url):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import NO_FILES
 from test_app import free_port
+from test_load import wait_until
 
 NOW = datetime.datetime(2026, 12, 7, 12, 0, 0)
 
@@ -26,6 +27,8 @@ def test_stale_sessions_are_the_idle_and_the_oldest_beyond_the_most_kept_never_a
     # beyond the 2 most recently used: the three oldest go, oldest first
     assert stale_sessions(last_used, NOW, idle_s=3600, most=2, busy={"busy"}) == ["idle", "oldest"]
     assert stale_sessions({}, NOW, idle_s=1, most=1, busy=set()) == []
+    # a closed page's session goes however fresh (it was written back by its stopped job's last steps)
+    assert stale_sessions(last_used, NOW, idle_s=3600, most=10, busy={"busy"}, closed={"fresh"}) == ["idle", "fresh"]
 
 
 @pytest.fixture
@@ -67,23 +70,64 @@ def test_callers_without_a_heartbeat_are_freed_beyond_the_most_kept(headless_cal
     holder = app.state_holder
     assert all(s in holder.session_data for s in sessions), "a heartbeat-less caller's session was freed by Gradio"
     folders = {s: _folders(app, s) for s in sessions}
-    assert sweep_sessions(holder, idle_s=3600, most=1) == 2
+    assert sweep_sessions(app, idle_s=3600, most=1) == 2
     assert sessions[2] in holder.session_data and sessions[0] not in holder.session_data
     assert not any(f.exists() for s in sessions[:2] for f in folders[s])  # their checkpoints left the disk
     assert all(f.is_dir() for f in folders[sessions[2]])
     assert not set(sessions[:2]) & set(holder.time_last_used)
 
 
-def test_an_idle_session_is_freed_but_not_while_its_job_runs(headless_callers, monkeypatch):
-    from hf_unlearn.ui import sessions as sessions_module
-    from hf_unlearn.ui.sessions import sweep_sessions
+def test_a_session_whose_job_runs_or_waits_is_never_freed(headless_callers):
+    import gradio_client.client as gradio_client
 
-    app, call = headless_callers
-    session = call(4)
+    from hf_unlearn.ui.jobs import JOBS
+    from hf_unlearn.ui.sessions import sweep_sessions
+    from hf_unlearn.ui.views import CANCELLED
+
+    app, _ = headless_callers
+    url = f"http://127.0.0.1:{app.server_port}/"
+    running, waiting = (gradio_client.Client(url, verbose=False) for _ in range(2))
+    long = dict(**NO_FILES, method="retrain", epochs=5000, with_retrain=False)
+    jobs = [running.submit(api_name="/run", **long)]
+    assert wait_until(lambda: JOBS.running, 60)
+    jobs.append(waiting.submit(api_name="/run", **long))
+    assert wait_until(lambda: JOBS.waiting, 60)
     later = datetime.datetime.now() + datetime.timedelta(seconds=7200)
-    monkeypatch.setattr(sessions_module, "busy_sessions", lambda: {session})
-    assert sweep_sessions(app.state_holder, idle_s=3600, most=64, now=later) == 0  # its job runs: kept
-    monkeypatch.setattr(sessions_module, "busy_sessions", set)
-    folders = _folders(app, session)
-    assert sweep_sessions(app.state_holder, idle_s=3600, most=64, now=later) >= 1
-    assert session not in app.state_holder.session_data and not any(f.exists() for f in folders)
+    try:
+        assert sweep_sessions(app, idle_s=0, most=1, now=later) == 0  # idle and beyond the most, but busy
+        assert {running.session_hash, waiting.session_hash} <= set(app.state_holder.session_data)
+    finally:
+        for c in (waiting, running):
+            c.predict(api_name="/cancel")
+    assert [j.result(timeout=120)[0] for j in jobs] == [CANCELLED, CANCELLED]
+    assert wait_until(lambda: not JOBS.running and not JOBS.waiting, 60)
+    assert sweep_sessions(app, idle_s=0, most=64, now=later) >= 2  # now idle and free of work: both go
+    assert not {running.session_hash, waiting.session_hash} & set(app.state_holder.session_data)
+
+
+def test_a_handler_at_work_keeps_its_session_busy():
+    from hf_unlearn.ui.jobs import busy_sessions, session_in_use
+
+    with session_in_use("page-a"), session_in_use("page-a"):
+        assert "page-a" in busy_sessions()
+    assert "page-a" not in busy_sessions()
+    with pytest.raises(ValueError), session_in_use("page-b"):
+        raise ValueError("the handler failed")
+    assert "page-b" not in busy_sessions()
+
+
+def test_an_entry_picked_after_its_session_was_freed_is_not_an_error(headless_callers):
+    """The page still lists the labels; the freed session does not: the pick is answered, with no change."""
+    import gradio_client.client as gradio_client
+
+    from hf_unlearn.ui.sessions import free_session
+
+    app, _ = headless_callers
+    c = gradio_client.Client(f"http://127.0.0.1:{app.server_port}/", verbose=False)
+    out = c.predict(api_name="/run", **NO_FILES, method="ft", epochs=1, with_retrain=False)
+    label = out[-1]["value"]
+    free_session(app, c.session_hash)
+    assert c.session_hash not in app.state_holder.session_data
+    opened = c.predict(api_name="/open", choice=label)  # Gradio refused a label outside the choices before
+    assert opened[0] is None or opened[0] == "" or "Done" not in str(opened[0])
+    c.close()

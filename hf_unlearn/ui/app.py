@@ -37,7 +37,7 @@ from .form import (
 )
 from .form import pickers as kind_pickers
 from .housekeeping import start_housekeeping
-from .jobs import JOBS, Tracker, cancel_session, follow, run_plan, session_job, start_job
+from .jobs import JOBS, Tracker, cancel_session, follow, run_plan, session_in_use, session_job, start_job
 from .session_files import drop_session_files, session_folder
 from .sessions import free_session
 from .tuned import apply_tuned, offer, tuned_for_comparison
@@ -57,6 +57,7 @@ from .views import (
     metric_headers,
     metrics_note,
     metrics_table,
+    prune_history,
     remember,
     run_status,
     settings_rows,
@@ -65,8 +66,8 @@ from .views import (
 
 RUN_CONCURRENCY = "unlearning-job"
 NOTHING_TO_CANCEL = "Nothing is running: there is nothing to cancel."
-RESULT_GONE = ("That result is no longer kept: the app frees a page's results after an hour without use "
-               "(HF_UNLEARN_SESSION_IDLE_S); run it again.")
+RESULT_GONE = ("That result is no longer kept: the app frees a page's results when it goes unused for a while "
+               "(HF_UNLEARN_SESSION_IDLE_S) or many other pages come (HF_UNLEARN_SESSIONS_MAX); run it again.")
 #: the Audit view's choices of N (models of each kind): an audit costs 2N runs
 AUDIT_MODELS = (8, 16, 32, 64)
 #: the Compare view's first choice: the two seed methods and the strongest baseline
@@ -130,7 +131,8 @@ def build_app() -> Any:
 
     kinds = available_kinds()
     # Gradio's copies of the files a page shows (plots, downloads) go after HF_UNLEARN_FILES_MAX_AGE_S (an hour,
-    # queued() starts the sweep); the session's own folders go with its state (its tab closed)
+    # queued() starts the housekeeping); the session's own folders go with its state (its tab closed, it stayed
+    # idle, or more sessions came: sessions.py)
     with gr.Blocks(title="hf-unlearn") as app:
         session = gr.State({}, delete_callback=drop_session_files)
         gr.Markdown("# hf-unlearn\nMake an image classifier **forget** a class or a subset of its training data, "
@@ -245,8 +247,9 @@ def build_app() -> Any:
                 audit_files = gr.File(label="audit.json, audit.md, audit_confidences.npz, epsilon_hist.png",
                                       file_count="multiple")
         with gr.Row():  # below the views, so that Unlearn is in the first screen of the page
+            # a label the session no longer lists (the app freed it) reaches on_open, which says so
             history = gr.Dropdown([], value=None, label="This session's runs (pick one to open it again)",
-                                  elem_id="history", interactive=True, scale=4)
+                                  elem_id="history", interactive=True, scale=4, allow_custom_value=True)
         with gr.Accordion("Push to the Hub", open=True):
             with gr.Row():
                 if on_space():
@@ -316,161 +319,168 @@ def build_app() -> Any:
             from ..api import run
             from ..config import RunConfig
 
-            clicked = time.perf_counter()
-            state = dict(state or {})
-            state.pop("result", None)
-            blank = (None, None, None, None, None, [], "", "")  # table, JSON, plots, files, images, note, progress
-            keep = gr.update()
-            tracker = Tracker(phase="checking the request")  # on a fresh server this also builds the demo's model
-            yield (state, "", "", *blank[:-1], tracker.html(), keep)
-            try:
-                keywords, tuned = apply_tuned(values, keywords_from_form(values))
-                config = dataclasses.replace(RunConfig.from_keywords(**keywords), tuned=tuned)
-            except UnlearnError as exc:
-                yield (state, error_html(str(exc)), "", *blank, keep)
-                return
-            try:
-                job = start_job(request.session_hash, lambda **kw: run(config, **kw))
-            except UnlearnError as exc:  # the queue is full, or this page has a job already
-                yield (state, error_html(str(exc)), "", *blank, keep)
-                return
-            state["job"] = job
-            lines: list[str] = []
-            tracker.set_plan(run_plan(config))
-            yield (state, "", "", *blank[:-1], tracker.html(), keep)
-            for shown_progress, text in follow(job, lines, tracker):
-                yield (state, keep, text, *(keep,) * 7, shown_progress, keep)
-            state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
-            if job.cancelled:
-                lines.append("cancelled")
-                yield (state, CANCELLED, "\n".join(lines), *blank, keep)
-                return
-            if job.error:
-                yield (state, error_html(job.error), "\n".join(lines), *blank, keep)
-                return
-            result = job.result
-            report = result.report
-            out = session_folder(state, "hf-unlearn-ui-")  # the runs the history can still show keep theirs
-            try:
-                checkpoint, files = run_downloads(result, out)
-                plots = [str(checkpoint / n) if (checkpoint / n).exists() else None
-                         for n in ("per_class.png", "mia.png")]
-                failed = ""
-            except UnlearnError as exc:  # the results stand; only the files are missing
-                plots, files = [None, None], []
-                failed = error_html(f"the downloads could not be written ({exc}); the results above are complete")
-            seconds = time.perf_counter() - clicked
-            lines.append(f"done: unlearning took {report.rte_s:.1f} s; {seconds:.1f} s from the click to this result")
-            shown = (run_status(report, seconds), "\n".join(lines[-200:]), metrics_table(report),
-                     report.to_dict()["metrics"], *plots, files, forget_gallery(result, out),
-                     failed + metrics_note(report), "")
-            entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
-                             f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
-                                                        if report.avg_gap else ""), "unlearn", shown, result, out)
-            state["result"] = state["history"][-1]["result"]
-            yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
+            with session_in_use(request.session_hash):  # its state is not freed under it
+                clicked = time.perf_counter()
+                state = dict(state or {})
+                state.pop("result", None)
+                blank = (None, None, None, None, None, [], "", "")  # table, JSON, plots, files, images, note, progress
+                keep = gr.update()
+                tracker = Tracker(phase="checking the request")  # on a fresh server this also builds the demo's model
+                yield (state, "", "", *blank[:-1], tracker.html(), keep)
+                try:
+                    keywords, tuned = apply_tuned(values, keywords_from_form(values))
+                    config = dataclasses.replace(RunConfig.from_keywords(**keywords), tuned=tuned)
+                except UnlearnError as exc:
+                    yield (state, error_html(str(exc)), "", *blank, keep)
+                    return
+                try:
+                    job = start_job(request.session_hash, lambda **kw: run(config, **kw))
+                except UnlearnError as exc:  # the queue is full, or this page has a job already
+                    yield (state, error_html(str(exc)), "", *blank, keep)
+                    return
+                state["job"] = job
+                lines: list[str] = []
+                tracker.set_plan(run_plan(config))
+                yield (state, "", "", *blank[:-1], tracker.html(), keep)
+                for shown_progress, text in follow(job, lines, tracker):
+                    yield (state, keep, text, *(keep,) * 7, shown_progress, keep)
+                state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
+                if job.cancelled:
+                    lines.append("cancelled")
+                    yield (state, CANCELLED, "\n".join(lines), *blank, keep)
+                    return
+                if job.error:
+                    yield (state, error_html(job.error), "\n".join(lines), *blank, keep)
+                    return
+                result = job.result
+                report = result.report
+                out = session_folder(state, "hf-unlearn-ui-")  # the runs the history can still show keep theirs
+                try:
+                    checkpoint, files = run_downloads(result, out)
+                    plots = [str(checkpoint / n) if (checkpoint / n).exists() else None
+                             for n in ("per_class.png", "mia.png")]
+                    gallery = forget_gallery(result, out)
+                    failed = ""
+                except (UnlearnError, OSError) as exc:  # the results stand; only the files are missing
+                    plots, files, gallery = [None, None], [], []
+                    failed = error_html(f"the downloads could not be written ({exc}); the results above are complete")
+                seconds = time.perf_counter() - clicked
+                lines.append(f"done: unlearning took {report.rte_s:.1f} s; {seconds:.1f} s from the click to this "
+                             "result")
+                shown = (run_status(report, seconds), "\n".join(lines[-200:]), metrics_table(report),
+                         report.to_dict()["metrics"], *plots, files, gallery,
+                         failed + metrics_note(report), "")
+                entry = remember(state, f"{report.method}, forget {report.forget.get('description')}, "
+                                 f"{report.seeds_text()}" + (f": Avg.Gap {report.avg_gap['unlearned']:.2f}"
+                                                            if report.avg_gap else ""), "unlearn", shown, result, out)
+                state["result"] = state["history"][-1]["result"]
+                yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
         def on_compare(state: dict, methods: list[str], request: gr.Request, **values: Any):
             from ..compare import run_comparison
             from ..config import RunConfig
 
-            state = dict(state or {})
-            blank = (None, None, "", None)  # table, plot, verdicts, files
-            keep = gr.update()
-            try:
-                keywords = keywords_from_form(values, per_method=False)
-                if not methods:
-                    raise UnlearnError("choose at least one method to compare")
-                config = RunConfig.from_keywords(**{**keywords, "method": methods[0], "reference": "retrain"})
-                shared = {k: v for k, v in keywords.items() if k in SHORTCUTS}  # they win over tuned values
-                under = tuned_for_comparison(values, methods)
-            except UnlearnError as exc:
-                yield (state, "", error_html(str(exc)), "", *blank, keep)
-                return
-            try:
-                job = start_job(request.session_hash,
-                                lambda **kw: run_comparison(config, methods, shared, under=under, **kw))
-            except UnlearnError as exc:
-                yield (state, "", error_html(str(exc)), "", *blank, keep)
-                return
-            state["job"] = job
-            lines: list[str] = []
-            tracker = Tracker()
-            yield (state, tracker.html(), "", "", *blank, keep)
-            for shown_progress, text in follow(job, lines, tracker):
-                yield (state, shown_progress, keep, text, *(keep,) * 4, keep)
-            state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
-            if job.cancelled or job.error:
-                lines.append("cancelled" if job.cancelled else "failed")
-                yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
-                       *blank, keep)
-                return
-            comparison = job.result
-            folder = session_folder(state, "hf-unlearn-compare-")
-            out = folder / "comparison"
-            comparison.save(out)
-            lines.append(f"done: {len(methods)} methods × {len(comparison.seeds)} seeds in "
-                         f"{comparison.seconds:.1f} s")
-            shown = ("", f"Done: {', '.join(methods)}; forget {comparison.first.forget.get('description')}; seeds "
-                     f"{', '.join(map(str, comparison.seeds))}; {comparison.seconds:.1f} s.",
-                     "\n".join(lines[-200:]), comparison_table(comparison), str(out / "pareto.png"),
-                     comparison_verdicts(comparison),
-                     [str(out / name) for name in ("comparison.json", "comparison.md", "pareto.png")])
-            entry = remember(state, f"compare {', '.join(methods)}, forget "
-                             f"{comparison.first.forget.get('description')}, seeds "
-                             f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None, folder)
-            yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
+            with session_in_use(request.session_hash):  # its state is not freed under it
+                state = dict(state or {})
+                blank = (None, None, "", None)  # table, plot, verdicts, files
+                keep = gr.update()
+                try:
+                    keywords = keywords_from_form(values, per_method=False)
+                    if not methods:
+                        raise UnlearnError("choose at least one method to compare")
+                    config = RunConfig.from_keywords(**{**keywords, "method": methods[0], "reference": "retrain"})
+                    shared = {k: v for k, v in keywords.items() if k in SHORTCUTS}  # they win over tuned values
+                    under = tuned_for_comparison(values, methods)
+                except UnlearnError as exc:
+                    yield (state, "", error_html(str(exc)), "", *blank, keep)
+                    return
+                try:
+                    job = start_job(request.session_hash,
+                                    lambda **kw: run_comparison(config, methods, shared, under=under, **kw))
+                except UnlearnError as exc:
+                    yield (state, "", error_html(str(exc)), "", *blank, keep)
+                    return
+                state["job"] = job
+                lines: list[str] = []
+                tracker = Tracker()
+                yield (state, tracker.html(), "", "", *blank, keep)
+                for shown_progress, text in follow(job, lines, tracker):
+                    yield (state, shown_progress, keep, text, *(keep,) * 4, keep)
+                state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
+                if job.cancelled or job.error:
+                    lines.append("cancelled" if job.cancelled else "failed")
+                    yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
+                           *blank, keep)
+                    return
+                comparison = job.result
+                folder = session_folder(state, "hf-unlearn-compare-")
+                out = folder / "comparison"
+                comparison.save(out)
+                lines.append(f"done: {len(methods)} methods × {len(comparison.seeds)} seeds in "
+                             f"{comparison.seconds:.1f} s")
+                shown = ("", f"Done: {', '.join(methods)}; forget {comparison.first.forget.get('description')}; seeds "
+                         f"{', '.join(map(str, comparison.seeds))}; {comparison.seconds:.1f} s.",
+                         "\n".join(lines[-200:]), comparison_table(comparison), str(out / "pareto.png"),
+                         comparison_verdicts(comparison),
+                         [str(out / name) for name in ("comparison.json", "comparison.md", "pareto.png")])
+                entry = remember(state, f"compare {', '.join(methods)}, forget "
+                                 f"{comparison.first.forget.get('description')}, seeds "
+                                 f"{', '.join(map(str, comparison.seeds))}", "compare", shown, None, folder)
+                yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
         def on_audit(state: dict, n_models: Any, request: gr.Request, **values: Any):
             from ..audit import run_audit
             from ..config import RunConfig
 
-            state = dict(state or {})
-            state.pop("result", None)  # Push sends this audit's checkpoint or nothing, never an earlier run's
-            blank = (None, None, None)  # figure, scores, files
-            keep = gr.update()
-            try:
-                keywords, tuned = apply_tuned(values, keywords_from_form(values))
-                config = dataclasses.replace(
-                    RunConfig.from_keywords(**{**keywords, "reference": "retrain", "seeds": None}), tuned=tuned)
-                n = int(n_models)
-                if n not in AUDIT_MODELS:
-                    raise UnlearnError(f"choose N among {', '.join(map(str, AUDIT_MODELS))}")
-            except (UnlearnError, TypeError, ValueError) as exc:
-                yield (state, "", error_html(str(exc)), "", *blank, keep)
-                return
-            try:
-                job = start_job(request.session_hash, lambda **kw: run_audit(config, n, **kw))
-            except UnlearnError as exc:
-                yield (state, "", error_html(str(exc)), "", *blank, keep)
-                return
-            state["job"] = job
-            lines: list[str] = []
-            tracker = Tracker()
-            working = f"Auditing {config.method}: {2 * n} runs ({n} unlearned, {n} retrained or read from the cache)."
-            yield (state, tracker.html(), working, "", *blank, keep)
-            for shown_progress, text in follow(job, lines, tracker, every_step=False):
-                yield (state, shown_progress, keep, text, *blank, keep)
-            state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
-            if job.cancelled or job.error:
-                yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
-                       *blank, keep)
-                return
-            audit = job.result
-            out = session_folder(state, "hf-unlearn-audit-")
-            files = audit.files()
-            write_files(out, files)
-            lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
-            shown = ("", audit_status(audit), "\n".join(lines[-200:]), str(out / "epsilon_hist.png"),
-                     audit_table(audit), [str(out / name) for name in files])
-            entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
-                             f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first, out)
-            state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
-            yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
+            with session_in_use(request.session_hash):  # its state is not freed under it
+                state = dict(state or {})
+                state.pop("result", None)  # Push sends this audit's checkpoint or nothing, never an earlier run's
+                blank = (None, None, None)  # figure, scores, files
+                keep = gr.update()
+                try:
+                    keywords, tuned = apply_tuned(values, keywords_from_form(values))
+                    config = dataclasses.replace(
+                        RunConfig.from_keywords(**{**keywords, "reference": "retrain", "seeds": None}), tuned=tuned)
+                    n = int(n_models)
+                    if n not in AUDIT_MODELS:
+                        raise UnlearnError(f"choose N among {', '.join(map(str, AUDIT_MODELS))}")
+                except (UnlearnError, TypeError, ValueError) as exc:
+                    yield (state, "", error_html(str(exc)), "", *blank, keep)
+                    return
+                try:
+                    job = start_job(request.session_hash, lambda **kw: run_audit(config, n, **kw))
+                except UnlearnError as exc:
+                    yield (state, "", error_html(str(exc)), "", *blank, keep)
+                    return
+                state["job"] = job
+                lines: list[str] = []
+                tracker = Tracker()
+                working = (f"Auditing {config.method}: {2 * n} runs ({n} unlearned, {n} retrained or read from the "
+                           "cache).")
+                yield (state, tracker.html(), working, "", *blank, keep)
+                for shown_progress, text in follow(job, lines, tracker, every_step=False):
+                    yield (state, shown_progress, keep, text, *blank, keep)
+                state.pop("job", None)  # it ended: the state keeps what the page shows, not all it computed
+                if job.cancelled or job.error:
+                    yield (state, "", CANCELLED if job.cancelled else error_html(job.error), "\n".join(lines),
+                           *blank, keep)
+                    return
+                audit = job.result
+                out = session_folder(state, "hf-unlearn-audit-")
+                files = audit.files()
+                write_files(out, files)
+                lines.append(f"done: {2 * n} runs in {audit.seconds:.1f} s")
+                shown = ("", audit_status(audit), "\n".join(lines[-200:]), str(out / "epsilon_hist.png"),
+                         audit_table(audit), [str(out / name) for name in files])
+                entry = remember(state, f"audit {config.method}, forget {audit.report.forget.get('description')}, N = "
+                                 f"{n}: F {audit.metrics['forget_quality']:.4f}", "audit", shown, audit.first, out)
+                state["result"] = state["history"][-1]["result"]  # Push sends the audited checkpoint
+                yield (state, *shown, gr.update(choices=history_choices(state), value=entry))
 
         def on_open(state: dict, choice: str | None):
             """Show an earlier run or comparison of this session again (and make a run the one Push sends)."""
             state = dict(state or {})
+            prune_history(state)  # a failed job may have removed a folder without adding an entry
             entry = next((e for e in state.get("history", []) if e["label"] == choice), None)
             views_outputs = {"unlearn": run_outputs, "compare": compare_outputs, "audit": audit_outputs}
             if entry is None:  # the session was freed meanwhile (idle, or more sessions came): its results went
@@ -496,18 +506,19 @@ def build_app() -> Any:
             return gr.update()  # late reply here can never cover the job's final "Cancelled" box
 
         def on_unload(request: gr.Request) -> None:
-            """The tab is gone: stop its job and free its session (Gradio stops the job's handler first, so no late
-            reply writes the session back)."""
+            """The tab is gone: stop its job and free its session (the job's handler may still write it back until
+            the job stops; the session sweep frees it again then)."""
             session_id = getattr(request, "session_hash", None)
             cancel_session(session_id)
-            free_session(getattr(app, "state_holder", None), session_id)
+            free_session(app, session_id, closed=True)
 
         def on_push(state, hub_token, repo_id, private_repo, open_pr, oauth_token: gr.OAuthToken | None = None):
             from ..push import push_to_hub
 
             result = (state or {}).get("result")
             if result is None:
-                return error_html("run an unlearning job first; there is nothing to push")
+                return error_html("there is no result on this page to push: run an unlearning job (or open one of "
+                                  "the last results) first")
             if not repo_id:
                 return error_html("give the target repo as namespace/name")
             token_value = oauth_token.token if oauth_token is not None else (hub_token or None)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import weakref
@@ -34,14 +35,13 @@ def start_housekeeping(app: Any) -> None:
     def sweep() -> None:
         while True:
             time.sleep(max(1, min(MAX_INTERVAL_S, age // 4)))  # a served file lives at most 1.25 × its age
-            sweep_served_files(folder, age)
-            for served in list(_APPS):
-                holder = getattr(served, "state_holder", None)
-                if holder is not None:
-                    try:
-                        sweep_sessions(holder, idle, most)
-                    except (RuntimeError, KeyError):  # a session changed under the sweep: the next one frees it
-                        continue
+            steps = [lambda: sweep_served_files(folder, age),
+                     *(lambda a=a: sweep_sessions(a, idle, most) for a in list(_APPS))]
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - a step that fails (a file or session changed under it)
+                    print(f"hf-unlearn housekeeping: {type(exc).__name__}: {exc}", file=sys.stderr)  # tries again
 
     _THREAD.append(threading.Thread(target=sweep, name="hf-unlearn-housekeeping", daemon=True))
     _THREAD[0].start()

@@ -10,13 +10,15 @@ visitor their position, and lets Cancel, or a closed tab, take a job out of the 
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import os
 import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import Cancelled, UnlearnError
@@ -167,31 +169,60 @@ class Job:
 #: each browser session's latest job, so that Cancel finds it by the session alone (the page's state can lag a
 #: click behind); weak, so a job no page holds any more is not kept alive here
 _LATEST: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
+#: sessions a job handler is working for (checking the form before its job, writing the downloads after it), with
+#: how many handlers: the session sweep must not free their state under them
+_IN_USE: collections.Counter[str] = collections.Counter()
+#: guards _LATEST and _IN_USE, read by the session sweep's thread while handlers write them
 _LATEST_LOCK = threading.Lock()
+
+
+def _latest(session: str | None) -> Job | None:
+    if not session:
+        return None
+    with _LATEST_LOCK:
+        return _LATEST.get(session)
 
 
 def start_job(session: str | None, target: Callable[..., Any]) -> Job:
     """Queue ``target`` as the session's job (what its Cancel buttons stop); one at a time per page, so that one
     visitor cannot fill the line from one tab."""
-    earlier = _LATEST.get(session) if session else None
-    if earlier is not None and earlier.running:
-        raise UnlearnError("this page has a job running or waiting already: wait for it to finish, or cancel it")
-    job = Job(target).start()
-    if session:
-        with _LATEST_LOCK:
+    with _LATEST_LOCK:  # checked and set at once: two quick clicks cannot both start a job
+        earlier = _LATEST.get(session) if session else None
+        if earlier is not None and earlier.running:
+            raise UnlearnError("this page has a job running or waiting already: wait for it to finish, or cancel it")
+        job = Job(target).start()
+        if session:
             _LATEST[session] = job
     return job
 
 
-def busy_sessions() -> set[str]:
-    """The sessions with a job running or waiting."""
+@contextlib.contextmanager
+def session_in_use(session: str | None) -> Iterator[None]:
+    """Mark ``session`` busy while a handler works for it, job or no job: the session sweep frees no busy session
+    (it would remove the folder the handler is writing the downloads to)."""
+    if not session:
+        yield
+        return
     with _LATEST_LOCK:
-        return {session for session, job in _LATEST.items() if job.running}
+        _IN_USE[session] += 1
+    try:
+        yield
+    finally:
+        with _LATEST_LOCK:
+            _IN_USE[session] -= 1
+            if _IN_USE[session] <= 0:
+                del _IN_USE[session]
+
+
+def busy_sessions() -> set[str]:
+    """The sessions with a job running or waiting, or a handler at work."""
+    with _LATEST_LOCK:
+        return {session for session, job in _LATEST.items() if job.running} | set(_IN_USE)
 
 
 def cancel_session(session: str | None) -> bool:
     """Stop the session's job (its page was closed): True when one was running or waiting."""
-    job = _LATEST.get(session) if session else None
+    job = _latest(session)
     if job is None or not job.running:
         return False
     job.cancel.set()
@@ -200,7 +231,7 @@ def cancel_session(session: str | None) -> bool:
 
 def session_job(session: str | None, state: dict[str, Any] | None) -> Job | None:
     """The job a Cancel click of this session means: the one it started last."""
-    return (_LATEST.get(session) if session else None) or (state or {}).get("job")
+    return _latest(session) or (state or {}).get("job")
 
 
 def log_line(ev: dict[str, Any]) -> str:

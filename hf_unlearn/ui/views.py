@@ -252,18 +252,23 @@ def remember(state: dict[str, Any], label: str, view: str, shown: tuple[Any, ...
     :data:`HISTORY_LIMIT` are listed, so a page that stays open all day holds bounded memory.
     """
     history = state.setdefault("history", [])
-    state["runs"] = state.get("runs", len(history)) + 1  # numbers keep counting when the oldest entries drop off
-    entry = f"#{state['runs']} {label}"
-    history.append({"label": entry, "view": view, "shown": shown, "folder": str(folder),
+    number = history[-1]["number"] + 1 if history else 1  # from the entries: they keep counting as old ones drop
+    entry = f"#{number} {label}"
+    history.append({"label": entry, "number": number, "view": view, "shown": shown, "folder": str(folder),
                     "result": None if result is None else pushable(result)})
-    kept_folders = set(state.get("folders", []))
     for old in history[:-KEEP_RESULTS]:
         old["result"] = None
-    for old in history:
-        if old["folder"] is not None and old["folder"] not in kept_folders:
-            old["shown"], old["folder"] = without_files(old["shown"], old["folder"]), None
+    prune_history(state)
     del history[:-HISTORY_LIMIT]
     return entry
+
+
+def prune_history(state: dict[str, Any]) -> None:
+    """Strip each history entry whose folder the session no longer keeps of the files that folder held."""
+    kept_folders = set(state.get("folders", []))
+    for old in state.get("history", []):
+        if old["folder"] is not None and old["folder"] not in kept_folders:
+            old["shown"], old["folder"] = without_files(old["shown"], old["folder"]), None
 
 
 def without_files(shown: tuple[Any, ...], folder: str) -> tuple[Any, ...]:
