@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,26 @@ class AppProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+_CLIENTS = threading.Lock()
+
+
+def visitor(url: str, heartbeat: bool = True) -> Any:
+    """A ``gradio_client`` visitor of the app. ``heartbeat=False``: a script's caller (``curl``, a loop posting
+    to the HTTP API), which never opens the page's heartbeat, so the server is never told that it left;
+    ``gradio_client`` starts the heartbeat in its constructor, which is patched for this one client."""
+    from gradio_client import Client
+
+    with _CLIENTS:
+        if heartbeat:
+            return Client(url, verbose=False)
+        real = Client.__dict__["_stream_heartbeat"]
+        Client._stream_heartbeat = staticmethod(lambda *a, **k: None)
+        try:
+            return Client(url, verbose=False)
+        finally:
+            Client._stream_heartbeat = real
 
 
 def wait_until(predicate: Any, timeout: float) -> bool:

@@ -37,30 +37,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from app_process import AppProcess, folder_mb, wait_until  # noqa: E402 - the scripts folder is not a package
+from app_process import AppProcess, folder_mb, visitor, wait_until  # noqa: E402 - the scripts folder is not a package
 
 NO_FILES = {"forget_index_file": None, "forget_id_file": None, "tuned_file": None}
 LONG = dict(**NO_FILES, method="retrain", epochs=5000, with_retrain=False)
 CYCLE = ("reference", "bad", "reference", "cancel", "reference", "closed", "script")  # what the stream of visitors does
-
-
-_CLIENTS = threading.Lock()
-
-
-def _client(url: str, heartbeat: bool = True) -> Any:
-    """A visitor; ``heartbeat=False``: a script's caller, which never opens the page's heartbeat, so the server is
-    never told that it left (``gradio_client`` starts the heartbeat in its constructor, which is patched here)."""
-    from gradio_client import Client
-
-    with _CLIENTS:
-        if heartbeat:
-            return Client(url, verbose=False)
-        real = Client.__dict__["_stream_heartbeat"]
-        Client._stream_heartbeat = staticmethod(lambda *a, **k: None)
-        try:
-            return Client(url, verbose=False)
-        finally:
-            Client._stream_heartbeat = real
 
 
 def _error_line(shown: str) -> str:
@@ -150,7 +131,7 @@ class Soak:
     def one_visitor(self, kind: str, i: int) -> None:
         """A new session that does one thing and leaves."""
         t = time.perf_counter()
-        c = _client(self.app.url, heartbeat=kind != "script")
+        c = visitor(self.app.url, heartbeat=kind != "script")
         try:
             if kind in ("reference", "script"):
                 cls, seed = i % 10, i % 3
@@ -187,7 +168,7 @@ class Soak:
 
     def regular(self, end: float) -> None:
         """One page, many runs: what it keeps is bounded by the app (its last results), not by the run count."""
-        c = _client(self.app.url)
+        c = visitor(self.app.url)
         i = 0
         try:
             while time.monotonic() < end and not self.stop.is_set():
@@ -208,7 +189,7 @@ class Soak:
 
     def run(self) -> dict[str, Any]:
         self.app.wait_ready()
-        warm = _client(self.app.url)  # builds the demo assets in this cache: not part of the measured time
+        warm = visitor(self.app.url)  # builds the demo assets in this cache: not part of the measured time
         warm.predict(api_name="/run", **NO_FILES, method="ft", epochs=1, with_retrain=False)
         warm.close()
         t0 = time.monotonic()

@@ -4,12 +4,15 @@ runs; a caller without the page's heartbeat (a script, curl) no longer leaves it
 from __future__ import annotations
 
 import datetime
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import NO_FILES
 from test_app import free_port
-from test_load import wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from app_process import visitor, wait_until  # noqa: E402 - the scripts folder is not a package
 
 NOW = datetime.datetime(2026, 12, 7, 12, 0, 0)
 
@@ -32,19 +35,16 @@ def test_stale_sessions_are_the_idle_and_the_oldest_beyond_the_most_kept_never_a
 
 
 @pytest.fixture
-def headless_callers(demo_assets, monkeypatch):
+def headless_callers(demo_assets):
     """The app, and a way to call /run as a script does: no heartbeat, so its session never closes."""
-    import gradio_client.client as gradio_client
-
     from hf_unlearn.ui import build_app, queued
 
-    monkeypatch.setattr(gradio_client.Client, "_stream_heartbeat", staticmethod(lambda *a, **k: None))
     app = queued(build_app())
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
 
     def call(cls: int) -> str:
-        c = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        c = visitor(f"http://127.0.0.1:{port}/", heartbeat=False)
         out = c.predict(api_name="/run", **NO_FILES, forget_kind="class", forget_classes=[str(cls)], method="ft",
                         epochs=1, with_retrain=False)
         assert out[0].startswith("Done"), out[0]
@@ -78,15 +78,13 @@ def test_callers_without_a_heartbeat_are_freed_beyond_the_most_kept(headless_cal
 
 
 def test_a_session_whose_job_runs_or_waits_is_never_freed(headless_callers):
-    import gradio_client.client as gradio_client
-
     from hf_unlearn.ui.jobs import JOBS
     from hf_unlearn.ui.sessions import sweep_sessions
     from hf_unlearn.ui.views import CANCELLED
 
     app, _ = headless_callers
     url = f"http://127.0.0.1:{app.server_port}/"
-    running, waiting = (gradio_client.Client(url, verbose=False) for _ in range(2))
+    running, waiting = (visitor(url, heartbeat=False) for _ in range(2))
     long = dict(**NO_FILES, method="retrain", epochs=5000, with_retrain=False)
     jobs = [running.submit(api_name="/run", **long)]
     assert wait_until(lambda: JOBS.running, 60)
@@ -118,12 +116,10 @@ def test_a_handler_at_work_keeps_its_session_busy():
 
 def test_an_entry_picked_after_its_session_was_freed_is_not_an_error(headless_callers):
     """The page still lists the labels; the freed session does not: the pick is answered, with no change."""
-    import gradio_client.client as gradio_client
-
     from hf_unlearn.ui.sessions import free_session
 
     app, _ = headless_callers
-    c = gradio_client.Client(f"http://127.0.0.1:{app.server_port}/", verbose=False)
+    c = visitor(f"http://127.0.0.1:{app.server_port}/", heartbeat=False)
     out = c.predict(api_name="/run", **NO_FILES, method="ft", epochs=1, with_retrain=False)
     label = out[-1]["value"]
     free_session(app, c.session_hash)

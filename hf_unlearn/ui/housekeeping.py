@@ -14,8 +14,8 @@ from typing import Any
 from .session_files import files_max_age_s, sweep_served_files
 from .sessions import max_sessions, session_idle_s, sweep_sessions
 
-#: the longest wait between two sweeps (a session beyond the most kept is freed within this)
-MAX_INTERVAL_S = 30
+#: the wait between two session sweeps (a session beyond the most kept is freed within this)
+SESSIONS_EVERY_S = 30
 
 _APPS: weakref.WeakSet = weakref.WeakSet()
 _THREAD: list[threading.Thread] = []
@@ -32,11 +32,18 @@ def start_housekeeping(app: Any) -> None:
 
     folder = Path(get_upload_folder())
 
+    files_every = max(1, age // 4)  # a served file lives at most 1.25 × its age; walking the folder more often
+    tick = min(SESSIONS_EVERY_S, files_every)  # would only cost
+
     def sweep() -> None:
+        since_files = 0
         while True:
-            time.sleep(max(1, min(MAX_INTERVAL_S, age // 4)))  # a served file lives at most 1.25 × its age
-            steps = [lambda: sweep_served_files(folder, age),
-                     *(lambda a=a: sweep_sessions(a, idle, most) for a in list(_APPS))]
+            time.sleep(tick)
+            since_files += tick
+            steps = [lambda a=a: sweep_sessions(a, idle, most) for a in list(_APPS)]
+            if since_files >= files_every:
+                since_files = 0
+                steps.append(lambda: sweep_served_files(folder, age))
             for step in steps:
                 try:
                     step()

@@ -11,7 +11,6 @@ Space's memory and disk that way. A session with a job running or waiting is nev
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime
 import threading
 import time
@@ -55,16 +54,11 @@ def on_server_loop(app: Any, fn: Callable[[], T]) -> T:
         here = None
     if loop is None or not loop.is_running() or loop is here:
         return fn()
-    done: concurrent.futures.Future = concurrent.futures.Future()
 
-    def call() -> None:
-        try:
-            done.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the waiting thread
-            done.set_exception(exc)
+    async def call() -> T:
+        return fn()
 
-    loop.call_soon_threadsafe(call)
-    return done.result(timeout=60)
+    return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=60)
 
 
 #: sessions whose page has closed, and when: Gradio 6.31 goes on stepping a closed page's job handler until the job
@@ -121,9 +115,11 @@ def sweep_sessions(app: Any, idle_s: float, most: int, now: datetime.datetime | 
     holder = app.state_holder
     now = now or datetime.datetime.now()
     last_used = dict(holder.time_last_used)  # a copy: events of other sessions go on meanwhile
-    for session_id in last_used.keys() - set(holder.session_data):
-        last_used.pop(session_id)  # no state any more (Gradio evicted it): only its time is left, dropped below
-        on_server_loop(app, lambda s=session_id: holder.time_last_used.pop(s, None))
+    evicted = last_used.keys() - set(holder.session_data)  # no state any more (Gradio evicted it): only its time
+    if evicted:
+        on_server_loop(app, lambda: [holder.time_last_used.pop(s, None) for s in evicted])
+        for session_id in evicted:
+            last_used.pop(session_id)
     freed = 0
     for session_id in stale_sessions(last_used, now, idle_s, most, busy_sessions(), closed_sessions()):
         if holder.time_last_used.get(session_id) != last_used[session_id] or session_id in busy_sessions():
